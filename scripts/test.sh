@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: lint, JS type check and unit tests, the notebooks, and the Python suite
+# (unit, peers, browser in Debian's chromium, JupyterLab end to end, wheel contents).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+bash scripts/setup.sh test
+
+echo "== lint"
+"$PYTHON" -m ruff check .
+echo "== js: type check and unit tests"
+npm --prefix js run typecheck --silent
+npm --prefix js test --silent
+echo "== notebooks"
+"$PYTHON" -m pytest -q -p no:cacheprovider --nbmake notebooks
+echo "== python, peers and browser"
+"$PYTHON" -m pytest -q -p no:cacheprovider tests "$@"

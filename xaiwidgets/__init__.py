@@ -1,0 +1,19 @@
+"""xaiwidgets: explain PyTorch models in the notebook.
+
+>>> import xaiwidgets as xw
+>>> a = xw.attribute(model, inputs, method="saliency")
+>>> a.show()
+>>> xw.explain(xw.demo.imagenet_classifier(), xw.demo.load_image("chelsea"))
+"""
+
+from . import core, demo, methods
+from .api import attribute
+from .core import Attribution, ImageClassifier
+from .widgets import ExplainDashboard, HeatmapView, explain
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attribution", "ExplainDashboard", "HeatmapView", "ImageClassifier", "__version__", "attribute", "core",
+    "demo", "explain", "methods",
+]

@@ -1,0 +1,6 @@
+"""Widgets: anywidget classes that turn results into buffers and route requests to methods."""
+
+from .dashboard import ExplainDashboard, explain
+from .heatmap import HeatmapView
+
+__all__ = ["ExplainDashboard", "HeatmapView", "explain"]

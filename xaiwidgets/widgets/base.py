@@ -1,0 +1,79 @@
+"""Shared widget plumbing: the built bundle's location and the PNG fallback in the mime bundle."""
+
+from __future__ import annotations
+
+import base64
+import json
+import pathlib
+from typing import Any
+
+import anywidget
+import traitlets
+
+STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
+
+
+def bundle(name: str) -> pathlib.Path:
+    """Path of a built view module; a clear error when the front end was not built."""
+    path = STATIC / f"{name}.js"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the widget front end is not built ({path} is missing). Install the package with pip "
+            "(which builds it) or run: npm --prefix js ci && npm --prefix js run build"
+        )
+    return path
+
+
+def esm(name: str) -> pathlib.Path | str:
+    """The ``_esm`` of a view: the built module's path, or (not built) a module that says so."""
+    path = STATIC / f"{name}.js"
+    if path.exists():
+        return path
+    message = f"xaiwidgets front end not built: run npm --prefix js ci && npm --prefix js run build ({name})"
+    return "export default { render({ el }) { el.textContent = " + json.dumps(message) + "; } };"
+
+
+class ViewOptions(traitlets.HasTraits):
+    """Display options shared by every heatmap view (synced)."""
+
+    colormap = traitlets.Unicode("auto").tag(sync=True)
+    opacity = traitlets.Float(0.6, min=0.0, max=1.0).tag(sync=True)
+    absolute = traitlets.Bool(False).tag(sync=True)
+    clip_percentile = traitlets.Float(99.5, min=50.0, max=100.0).tag(sync=True)
+
+    def view_options(self) -> dict[str, Any]:
+        return {
+            "opacity": self.opacity,
+            "colormap": self.colormap,
+            "clip_percentile": self.clip_percentile,
+            "absolute": self.absolute,
+        }
+
+
+class PngFallbackWidget(anywidget.AnyWidget):
+    """An anywidget whose mime bundle also carries an ``image/png`` for hosts without a kernel.
+
+    Subclasses set ``_esm = esm("<view>")`` and ``_bundle_name``; construction fails clearly when it was not built.
+    """
+
+    _bundle_name = ""
+
+    def __init__(self, **kwargs: Any) -> None:
+        if self._bundle_name:
+            bundle(self._bundle_name)
+        super().__init__(**kwargs)
+
+    def _fallback_png(self) -> bytes | None:
+        return None
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        result = super()._repr_mimebundle_(**kwargs)
+        data, metadata = result if isinstance(result, tuple) else (result, {})
+        try:
+            png = self._fallback_png()
+        except Exception:  # a fallback must never break display
+            png = None
+        if png:
+            data = dict(data)
+            data["image/png"] = base64.b64encode(png).decode("ascii")
+        return data, metadata

@@ -1,0 +1,54 @@
+"""Static PNG renderings of the widgets, for GitHub, nbviewer and other hosts without a kernel."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+from .colormaps import overlay_rgba
+
+
+def render_png(
+    image: np.ndarray | None,
+    panels: Sequence[tuple[str, np.ndarray | None, bool]],
+    *,
+    opacity: float = 0.6,
+    colormap: str = "auto",
+    clip_percentile: float = 99.5,
+    absolute: bool = False,
+    caption: str = "",
+) -> bytes:
+    """A PNG of the image with one overlay panel per ``(title, map, signed)`` entry."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    n = max(1, len(panels)) + (1 if image is not None else 0)
+    fig = Figure(figsize=(2.4 * n, 2.7), dpi=80)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    i = 0
+    if image is not None:
+        axes[0].imshow(image)
+        axes[0].set_title("input", fontsize=9)
+        i = 1
+    for (title, values, signed), ax in zip(panels, axes[i:]):
+        if values is not None:
+            rgba = overlay_rgba(values, signed, opacity=opacity, colormap=colormap,
+                                clip_percentile=clip_percentile, absolute=absolute)
+            if image is not None and image.shape[:2] == values.shape:
+                base = image.astype(np.float32) / 255.0
+                alpha = rgba[..., 3:4]
+                ax.imshow(base * (1 - alpha) + rgba[..., :3] * alpha)
+            else:
+                ax.imshow(rgba[..., :3])
+        ax.set_title(title, fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    if caption:
+        fig.suptitle(caption, fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
