@@ -17,7 +17,7 @@ if ! "$PYTHON" -c "import torch, torchvision" >/dev/null 2>&1; then
 fi
 
 # the front end: TypeScript bundle built into xaiwidgets/static/ (the wheel build does the same)
-command -v npm >/dev/null || { echo "npm is missing: install Node.js 18+ (e.g. apt-get install -y nodejs npm)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm is missing: install Node.js 20.19+ with npm" >&2; exit 1; }
 npm --prefix js ci --no-audit --no-fund --loglevel=error
 npm --prefix js run build --silent
 

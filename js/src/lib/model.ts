@@ -1,0 +1,84 @@
+// Types mirroring the Python traits (docs/widget-protocol.md) and the slice of the anywidget
+// model API the views use. Kept local so the bundle has no runtime dependency.
+
+export type Callback = (...args: never[]) => void;
+
+/** The anywidget model as seen by `render({ model, el })`. */
+export interface AnyModel<T extends object> {
+  get<K extends keyof T & string>(key: K): T[K];
+  set<K extends keyof T & string>(key: K, value: T[K]): void;
+  save_changes(): void;
+  on(event: string, callback: Callback): void;
+  off(event?: string | null, callback?: Callback | null): void;
+  send(content: object, callbacks?: unknown, buffers?: ArrayBuffer[] | ArrayBufferView[]): void;
+}
+
+export interface RenderProps<T extends object> {
+  model: AnyModel<T>;
+  el: HTMLElement;
+}
+
+/** Binary payload as ipywidgets delivers it: DataView (JupyterLab, VS Code), Uint8Array (Colab). */
+export type Bytes = DataView | ArrayBuffer | ArrayBufferView;
+
+/** An array on the wire: `{dtype, shape, data}`, plus `vmin`/`vmax` when quantised. */
+export interface ArrayDict {
+  dtype: string;
+  shape: number[];
+  data: Bytes;
+  vmin?: number;
+  vmax?: number;
+}
+
+export type ColormapName = "auto" | "diverging" | "viridis" | "inferno" | "jet" | "gray";
+
+/** Display traits shared by HeatmapView and ExplainDashboard. */
+export interface DisplayTraits {
+  colormap: string;
+  opacity: number;
+  absolute: boolean;
+  clip_percentile: number;
+}
+
+export interface HeatmapTraits extends DisplayTraits {
+  image: ArrayDict | null;
+  heatmap: ArrayDict | null;
+  signed: boolean;
+  title: string;
+}
+
+export interface Prediction {
+  index: number;
+  label: string;
+  prob: number;
+}
+
+export type PanelState = "pending" | "running" | "done" | "error";
+
+export interface Panel {
+  method: string;
+  state: PanelState;
+  heatmap: ArrayDict | null;
+  signed: boolean;
+  error: string;
+  seconds: number;
+  target: number;
+}
+
+export interface DashboardTraits extends DisplayTraits {
+  image: ArrayDict | null;
+  predictions: Prediction[];
+  target: number;
+  methods: string[];
+  panels: Panel[];
+  progress: number;
+  status: string;
+}
+
+/** Messages from the kernel (`widget.send`). */
+export interface KernelMessage {
+  type: string;
+  id?: string;
+  status?: string;
+  error?: string;
+}

@@ -1,0 +1,224 @@
+// ExplainDashboard: input, top-k predictions, one panel per method, shared controls, progress.
+//
+// Selectors (stable, used by tests):
+//   .xw-dashboard                          root
+//   canvas.xw-input-canvas                 input image thumbnail
+//   .xw-prediction[data-index="<class>"]   prediction rows; the current `target` has .xw-selected
+//                                          and aria-selected="true"; .xw-requested while a compute
+//                                          request for it is open. Inside: .xw-pred-label,
+//                                          .xw-prob-fill (width = prob), .xw-prob-text ("87.3%")
+//   .xw-panel[data-method="<name>"]        one per method, data-state = pending|running|done|error,
+//                                          .xw-stale when computed for another class. Inside:
+//                                          .xw-panel-title, canvas.xw-heatmap-canvas, .xw-legend,
+//                                          .xw-seconds, .xw-pending, .xw-panel-error
+//   select.xw-colormap  input.xw-opacity  input.xw-absolute  input.xw-clip   shared controls
+//   .xw-progress[role=progressbar]         aria-valuenow = progress (0..1); .xw-progress-fill
+//   .xw-status                             the `status` trait verbatim; data-kind = idle|computing|cancelled|error
+//   button.xw-cancel                       sends {type: "cancel", id}; enabled while computing
+import { isArrayDict } from "../lib/arrays";
+import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
+import { h } from "../lib/dom";
+import { formatPercent } from "../lib/format";
+import { imageOf, type RGBAImage } from "../lib/image";
+import type { AnyModel, DashboardTraits, DisplayTraits, Panel, Prediction, RenderProps } from "../lib/model";
+import { drawImage } from "../lib/overlay";
+import { createPanelView, type PanelView } from "../lib/panel";
+import { createRequests } from "../lib/requests";
+import { attachStyles } from "../lib/styles";
+
+function render({ model, el }: RenderProps<DashboardTraits>): () => void {
+  attachStyles(el);
+  const display: AnyModel<DisplayTraits> = model;
+  const requests = createRequests(model);
+  const controls = createControls(display);
+
+  const thumb = h("canvas", "xw-input-canvas", { role: "img", "aria-label": "input image" });
+  const predictions = h("div", "xw-predictions", { role: "listbox", "aria-label": "top predictions" });
+  const panels = h("div", "xw-panels");
+  const fill = h("div", "xw-progress-fill");
+  const progress = h("div", "xw-progress", { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 1 }, [fill]);
+  const status = h("span", "xw-status", { "aria-live": "polite" });
+  const cancel = h("button", "xw-cancel", { type: "button" }, ["Cancel"]);
+  const heading = h("div", "xw-heading");
+
+  const root = h("div", "xw-widget xw-dashboard", {}, [
+    h("div", "xw-side", {}, [
+      h("div", "xw-input", {}, [thumb]),
+      h("div", "xw-section-title", {}, ["Predictions"]),
+      predictions,
+    ]),
+    h("div", "xw-main", {}, [
+      h("div", "xw-topbar", {}, [heading, h("div", "xw-job", {}, [progress, status, cancel])]),
+      panels,
+      controls.el,
+    ]),
+  ]);
+  el.append(root);
+
+  // --- input image ---------------------------------------------------------------------------
+  let image: RGBAImage | null = null;
+  function renderImage(): void {
+    const dict = model.get("image");
+    try {
+      image = isArrayDict(dict) ? imageOf(dict) : null;
+    } catch {
+      image = null;
+    }
+    thumb.hidden = image === null;
+    if (image) drawImage(thumb, image);
+  }
+
+  // --- predictions ---------------------------------------------------------------------------
+  const rows = new Map<number, HTMLElement>();
+  const requested = new Set<number>();
+
+  function renderPredictions(): void {
+    rows.clear();
+    const items: Prediction[] = model.get("predictions") ?? [];
+    predictions.replaceChildren(
+      ...items.map((p) => {
+        const row = h("div", "xw-prediction", { "data-index": p.index, role: "option", tabindex: 0, title: `class ${p.index}` }, [
+          h("span", "xw-pred-label", {}, [p.label || String(p.index)]),
+          h("span", "xw-prob-text", {}, [formatPercent(p.prob)]),
+          h("span", "xw-prob-bar", {}, [h("span", "xw-prob-fill", { style: `width: ${formatPercent(p.prob)}` })]),
+        ]);
+        rows.set(p.index, row);
+        return row;
+      }),
+    );
+    renderSelection();
+  }
+
+  function renderSelection(): void {
+    const target = model.get("target");
+    for (const [index, row] of rows) {
+      row.classList.toggle("xw-selected", index === target);
+      row.setAttribute("aria-selected", String(index === target));
+      row.classList.toggle("xw-requested", requested.has(index));
+    }
+    const label = (model.get("predictions") ?? []).find((p) => p.index === target)?.label;
+    heading.textContent = `Explaining: ${label ?? `class ${target}`}`;
+  }
+
+  function compute(index: number): void {
+    // The kernel sets `target`; the browser only asks.
+    const req = requests.send("compute", { target: index });
+    requested.add(index);
+    renderSelection();
+    renderJob();
+    void req.done.then(() => {
+      requested.delete(index);
+      renderSelection();
+      renderJob();
+    });
+  }
+
+  const rowIndex = (ev: Event): number | null => {
+    const row = (ev.target as Element | null)?.closest<HTMLElement>(".xw-prediction");
+    return row ? Number(row.dataset.index) : null;
+  };
+  const onClick = (ev: MouseEvent): void => {
+    const i = rowIndex(ev);
+    if (i !== null) compute(i);
+  };
+  const onKey = (ev: KeyboardEvent): void => {
+    if (ev.key !== "Enter" && ev.key !== " ") return;
+    const i = rowIndex(ev);
+    if (i === null) return;
+    ev.preventDefault();
+    compute(i);
+  };
+  predictions.addEventListener("click", onClick);
+  predictions.addEventListener("keydown", onKey);
+
+  // --- panels --------------------------------------------------------------------------------
+  const views = new Map<string, PanelView>();
+
+  function renderPanels(): void {
+    const list: Panel[] = model.get("panels") ?? [];
+    const byMethod = new Map(list.map((p) => [p.method, p]));
+    const methods = model.get("methods")?.length ? model.get("methods") : list.map((p) => p.method);
+    const disp = readDisplay(display);
+    const target = model.get("target");
+    const order: HTMLElement[] = [];
+    for (const method of methods) {
+      let view = views.get(method);
+      if (!view) {
+        view = createPanelView(method);
+        views.set(method, view);
+      }
+      view.update({ panel: byMethod.get(method), image, display: disp, target });
+      order.push(view.el);
+    }
+    for (const [method, view] of views) {
+      if (!methods.includes(method)) {
+        view.el.remove();
+        views.delete(method);
+      }
+    }
+    // Re-append only when the order changed (keeps canvases in place otherwise).
+    const current = Array.from(panels.children);
+    if (current.length !== order.length || order.some((e, i) => current[i] !== e)) panels.replaceChildren(...order);
+  }
+
+  // --- job: progress, status, cancel ---------------------------------------------------------
+  function renderJob(): void {
+    const p = Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
+    const s = String(model.get("status") ?? "idle");
+    progress.setAttribute("aria-valuenow", String(p));
+    progress.title = `${Math.round(p * 100)}%`;
+    fill.style.width = `${p * 100}%`;
+    status.textContent = s;
+    const kind = s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
+    status.dataset.kind = kind;
+    root.dataset.status = kind;
+    cancel.disabled = kind !== "computing" && requested.size === 0;
+  }
+
+  const onCancel = (): void => {
+    requests.notify("cancel");
+  };
+  cancel.addEventListener("click", onCancel);
+
+  // --- wiring --------------------------------------------------------------------------------
+  const onImage = (): void => {
+    renderImage();
+    renderPanels();
+  };
+  const onTarget = (): void => {
+    renderSelection();
+    renderPanels();
+  };
+  const onDisplay = (): void => {
+    controls.sync();
+    renderPanels();
+  };
+  const listeners: [string, () => void][] = [
+    ["change:image", onImage],
+    ["change:predictions", renderPredictions],
+    ["change:target", onTarget],
+    ["change:methods", renderPanels],
+    ["change:panels", renderPanels],
+    ["change:progress", renderJob],
+    ["change:status", renderJob],
+    ...DISPLAY_TRAITS.map((t): [string, () => void] => [`change:${t}`, onDisplay]),
+  ];
+  for (const [ev, cb] of listeners) model.on(ev, cb);
+
+  renderImage();
+  renderPredictions();
+  renderPanels();
+  renderJob();
+
+  return () => {
+    for (const [ev, cb] of listeners) model.off(ev, cb);
+    requests.dispose();
+    controls.destroy();
+    predictions.removeEventListener("click", onClick);
+    predictions.removeEventListener("keydown", onKey);
+    cancel.removeEventListener("click", onCancel);
+    root.remove();
+  };
+}
+
+export default { render };

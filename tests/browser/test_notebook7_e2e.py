@@ -1,0 +1,31 @@
+"""End to end in a real Notebook 7: kernel computes, comm carries binary buffers, Chromium draws.
+
+A Notebook 7 server on loopback (token auth) and Debian's chromium via Playwright open a notebook
+that calls ``xw.explain`` on the demo EfficientNet-Lite0; the heatmap canvases must become non-blank,
+and clicking another class must make the kernel recompute and change the canvas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from lab_server import JupyterServer, start_server, write_notebook
+from notebook_flow import NOTEBOOK_CELLS, run_explain_flow
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def nb7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    server = start_server(tmp_path_factory.mktemp("notebook7"), app="notebook")
+    write_notebook(server.root / "e2e.ipynb", NOTEBOOK_CELLS)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_explain_in_notebook7(nb7: JupyterServer, chromium_browser: Any) -> None:
+    run_explain_flow(chromium_browser, nb7, "/notebooks/e2e.ipynb", "notebook7")
