@@ -22,6 +22,7 @@ def test_wheel_contains_js_bundle_and_demo_assets(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("xaiwidgets-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("xaiwidgets/static/heatmap.js", "xaiwidgets/static/dashboard.js",
-                     "xaiwidgets/__init__.py", "xaiwidgets/demo/imagenet.py"):
+                     "xaiwidgets/__init__.py", "xaiwidgets/demo/imagenet.py",
+                     "xaiwidgets/demo/weights/shapes_cnn.pt"):
         assert required in names, f"{required} missing from the wheel"
     assert not any(n.startswith(("js/", "tests/")) for n in names)
