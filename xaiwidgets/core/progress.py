@@ -1,8 +1,9 @@
 """Progress reporting and cooperative cancellation for long computations.
 
 Methods call ``progress.update(done, total)`` between chunks of work and ``progress.check()`` to raise
-:class:`~xaiwidgets.core.errors.Cancelled` when the user asked to stop. Widgets pass their own
-``Progress``; scripts get a tqdm bar for work that takes longer than a second.
+:class:`~xaiwidgets.core.errors.Cancelled` when the user asked to stop, and ``progress.emit(event, data)``
+to stream intermediate results (``"frames"`` snapshots, ``"estimate"`` partial attributions). Widgets
+pass their own ``Progress``; scripts get a tqdm bar for work that takes longer than a second.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .errors import Cancelled
 
@@ -28,8 +30,10 @@ class Progress:
         tqdm: bool = True,
         tqdm_after: float = 1.0,
         cancel_event: threading.Event | None = None,
+        on_event: Callable[[str, Any], None] | None = None,
     ) -> None:
         self.callback = callback
+        self.on_event = on_event
         self.use_tqdm = tqdm
         self.tqdm_after = tqdm_after
         self.cancel_event = cancel_event or threading.Event()
@@ -39,6 +43,11 @@ class Progress:
 
     def cancel(self) -> None:
         self.cancel_event.set()
+
+    def emit(self, event: str, data: Any) -> None:
+        """Hand intermediate results to a listener (e.g. ``"frames"`` snapshots for a streaming view)."""
+        if self.on_event is not None:
+            self.on_event(event, data)
 
     @property
     def cancelled(self) -> bool:

@@ -1,0 +1,159 @@
+"""Maximally activating image patches of a channel over a data set, cropped to the receptive field.
+
+Zeiler & Fergus 2014, "Visualizing and Understanding Convolutional Networks", arXiv:1311.2901 (top
+activations and their image patches); Olah et al. 2017, "Feature Visualization", Distill (data set
+examples). The receptive field is found from gradients (see :func:`receptive_field`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..core.batching import chunk_ranges
+from ..core.device import model_device
+from ..core.errors import InputError, LayerError, ParameterError
+from ..core.progress import Progress, as_progress
+from ..core.state import frozen_parameters, preserved
+from ._capture import capture, resolve_model
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Map position ``(i, j)`` sees input rows ``offset[0] + i*stride[0]`` to that ``+ size[0]`` (exclusive),
+    columns likewise; boxes may extend past the image border (padding)."""
+
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    offset: tuple[int, int]
+    map_size: tuple[int, int]
+
+    def box(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)`` of position ``(i, j)``, unclipped, exclusive ends."""
+        y0 = self.offset[0] + i * self.stride[0]
+        x0 = self.offset[1] + j * self.stride[1]
+        return x0, y0, x0 + self.size[1], y0 + self.size[0]
+
+
+def _support(grad: torch.Tensor) -> tuple[int, int, int, int]:
+    nz = grad.abs().sum((0, 1)) > 0
+    rows, cols = nz.any(1).nonzero().flatten(), nz.any(0).nonzero().flatten()
+    if rows.numel() == 0:
+        raise LayerError("the layer's output does not depend on the input; choose another layer")
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def receptive_field(
+    model: Any, layer: str | torch.nn.Module, input_shape: tuple[int, ...], *, n_probes: int = 8, seed: int = 0
+) -> ReceptiveField:
+    """The receptive field of ``layer``'s positions for inputs of ``input_shape`` ``(C, H, W)``.
+
+    Gradient-based: the support of ``d act[:, :, i, j] / d input`` for ``n_probes`` random normal inputs
+    (summed absolute gradients over probes and channels), at the central position and its diagonal
+    neighbour (their offset gives the stride). For conv/pool stacks this is the exact theoretical field
+    unless every probe and channel has a zero derivative at a border pixel (dead ReLUs, max-pool
+    arg-max never on that pixel), which the random probes make vanishingly unlikely; for other modules
+    (attention, global pooling) it is the set of pixels the position actually depends on.
+    """
+    module, _ = resolve_model(model)
+    device = model_device(module)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_probes, *input_shape, generator=gen).to(device).requires_grad_(True)
+    with preserved(module), frozen_parameters(module), capture(module, [layer]) as cap:
+        module.eval()
+        cap.run(x)
+        act = cap.acts[layer]
+        if act.dim() != 4:
+            raise LayerError(
+                f"layer output has shape {tuple(act.shape)}; top patches need a spatial (N, C, h, w) layer"
+            )
+        h, w = act.shape[-2:]
+        ci, cj = (h - 1) // 2, (w - 1) // 2
+        positions = [(ci, cj)] + ([(ci + 1, cj + 1)] if h > 1 and w > 1 else [])
+        boxes = []
+        for k, (i, j) in enumerate(positions):
+            (g,) = torch.autograd.grad(act[:, :, i, j].sum(), x, retain_graph=k + 1 < len(positions))
+            boxes.append(_support(g))
+    y0, y1, x0, x1 = boxes[0]
+    if len(boxes) > 1:
+        stride = (boxes[1][0] - y0 or 1, boxes[1][2] - x0 or 1)
+        stride = (max(1, stride[0]), max(1, stride[1]))
+    else:
+        stride = (max(1, input_shape[1] // h), max(1, input_shape[2] // w))
+    return ReceptiveField(size=(y1 - y0, x1 - x0), stride=stride, offset=(y0 - ci * stride[0], x0 - cj * stride[1]),
+                          map_size=(h, w))
+
+
+@dataclass(eq=False)
+class TopPatches:
+    """``patches``: ``(k, C, size_y, size_x)`` crops of the receptive field (zero outside the image);
+    ``boxes``: ``(k, 4)`` ``(x0, y0, x1, y1)`` clipped to the image; ``indices``: ``(k,)`` image indices;
+    ``positions``: ``(k, 2)`` ``(i, j)`` map positions; ``values``: ``(k,)`` activations, best first."""
+
+    patches: torch.Tensor
+    boxes: torch.Tensor
+    indices: torch.Tensor
+    positions: torch.Tensor
+    values: torch.Tensor
+    receptive_field: ReceptiveField
+    layer: str
+    channel: int
+
+
+def top_patches(
+    model: Any, layer: str | torch.nn.Module, channel: int, images: torch.Tensor, *, k: int = 9,
+    batch_size: int = 32, progress: Progress | bool | None = None,
+) -> TopPatches:
+    """The ``k`` images (one position each, their maximum) that activate ``channel`` of ``layer`` most.
+
+    ``images``: model-ready ``(N, C, H, W)`` tensor; evaluated in chunks of ``batch_size`` on the model's
+    device, stopping each forward at ``layer``.
+    """
+    module, _ = resolve_model(model)
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise InputError("images must be a model-ready (N, C, H, W) tensor")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ParameterError(f"k must be a positive int, got {k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ParameterError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(channel, bool) or not isinstance(channel, int):
+        raise ParameterError(f"channel must be an int, got {channel!r}")
+    device = model_device(module)
+    prog = as_progress(progress)
+    n = images.shape[0]
+    best_vals, best_pos = [], []
+    with preserved(module), capture(module, [layer]) as cap, torch.no_grad():
+        module.eval()
+        for a, b in chunk_ranges(n, batch_size):
+            cap.run(images[a:b].to(device))
+            act = cap.acts[layer]
+            if act.dim() != 4:
+                raise LayerError(f"layer output has shape {tuple(act.shape)}; top patches need a spatial layer")
+            if not 0 <= channel < act.shape[1]:
+                raise ParameterError(f"channel {channel} is out of range: the layer has {act.shape[1]} channels "
+                                     f"(0-{act.shape[1] - 1})")
+            m = act[:, channel].flatten(1)
+            v, p = m.max(1)
+            best_vals.append(v.float())
+            best_pos.append(torch.stack([p // act.shape[-1], p % act.shape[-1]], 1))
+            prog.update(b, n, "top patches")
+    prog.close()
+    vals, pos = torch.cat(best_vals).cpu(), torch.cat(best_pos).cpu()
+    k = min(k, n)
+    top_v, top_i = vals.topk(k)
+    rf = receptive_field(module, layer, tuple(images.shape[1:]))
+    sy, sx = rf.size
+    padded = F.pad(images[top_i].detach().cpu(), [sx, sx, sy, sy])
+    patches, boxes = [], []
+    for r, idx in enumerate(top_i.tolist()):
+        x0, y0, x1, y1 = rf.box(int(pos[idx, 0]), int(pos[idx, 1]))
+        patches.append(padded[r, :, y0 + sy : y1 + sy, x0 + sx : x1 + sx])
+        boxes.append([max(0, x0), max(0, y0), min(images.shape[-1], x1), min(images.shape[-2], y1)])
+    name = layer if isinstance(layer, str) else type(layer).__name__
+    return TopPatches(
+        patches=torch.stack(patches), boxes=torch.tensor(boxes, dtype=torch.long), indices=top_i,
+        positions=pos[top_i], values=top_v, receptive_field=rf, layer=name, channel=channel,
+    )
