@@ -4,9 +4,28 @@
 ``xw.attribute(model, inputs, method=name, ...)`` runs one.
 """
 
-from . import gradients  # noqa: F401  (registers methods)
+# importing a module registers its methods
+from . import (  # noqa: F401
+    expected_gradients,
+    gradients,
+    guided,
+    guided_gradcam,
+    integrated_gradients,
+    layerwise,
+    smoothgrad,
+)
 from .base import Method
+from .expected_gradients import ExpectedGradients
 from .gradients import Gradient, InputXGradient, Saliency
+from .guided import Deconvnet, GuidedBackprop
+from .guided_gradcam import GuidedGradCAM
+from .integrated_gradients import IntegratedGradients
+from .layerwise import LayerwiseInputXGradient
 from .registry import available, get_method, register
+from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
 
-__all__ = ["Gradient", "InputXGradient", "Method", "Saliency", "available", "get_method", "register"]
+__all__ = [
+    "Deconvnet", "ExpectedGradients", "Gradient", "GuidedBackprop", "GuidedGradCAM", "InputXGradient",
+    "IntegratedGradients", "LayerwiseInputXGradient", "Method", "Saliency", "SmoothGrad", "SmoothGradSquared",
+    "VarGrad", "available", "get_method", "register",
+]
