@@ -6,7 +6,7 @@
 >>> xw.explain(xw.demo.imagenet_classifier(), xw.demo.load_image("chelsea"))
 """
 
-from . import core, demo, featurevis, methods
+from . import core, demo, featurevis, methods, metrics
 from .api import attribute
 from .core import Attribution, ImageClassifier
 from .widgets import ExplainDashboard, HeatmapView, explain
@@ -15,5 +15,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Attribution", "ExplainDashboard", "HeatmapView", "ImageClassifier", "__version__", "attribute", "core",
-    "demo", "explain", "featurevis", "methods",
+    "demo", "explain", "featurevis", "methods", "metrics",
 ]

@@ -6,15 +6,18 @@
 
 # importing a module registers its methods
 from . import (  # noqa: F401
+    cam,
     expected_gradients,
     gradients,
     guided,
     guided_gradcam,
     integrated_gradients,
     layerwise,
+    perturbation,
     smoothgrad,
 )
 from .base import Method
+from .cam import spatial_layers
 from .expected_gradients import ExpectedGradients
 from .gradients import Gradient, InputXGradient, Saliency
 from .guided import Deconvnet, GuidedBackprop
@@ -27,5 +30,5 @@ from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
 __all__ = [
     "Deconvnet", "ExpectedGradients", "Gradient", "GuidedBackprop", "GuidedGradCAM", "InputXGradient",
     "IntegratedGradients", "LayerwiseInputXGradient", "Method", "Saliency", "SmoothGrad", "SmoothGradSquared",
-    "VarGrad", "available", "get_method", "register",
+    "VarGrad", "available", "get_method", "register", "spatial_layers",
 ]
