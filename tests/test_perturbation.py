@@ -1,0 +1,404 @@
+"""Perturbation and Shapley methods: Shapley axioms (property-based), determinism, streaming, cancel,
+model restoration and error messages."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import xaiwidgets as xw
+import xaiwidgets.methods.perturbation
+from xaiwidgets.core.errors import Cancelled, ParameterError
+from xaiwidgets.core.progress import Progress
+from xaiwidgets.methods.perturbation.games import (
+    all_coalitions,
+    exact_shapley_values,
+    game_from_dict,
+    kernel_shap_regression,
+    shapley_kernel,
+)
+
+SAMPLING = ("kernel_shap", "shapley_sampling", "lime")
+
+
+def mlp(d: int = 6, classes: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, classes)).eval()
+
+
+def rows(d: int = 6, n: int = 2) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(3))
+
+
+# ---------------------------------------------------------------------------------------------- axioms
+
+
+def test_seed_two_player_game():
+    """The seed's game v(1)=1, v(2)=2, v(12)=4 has Shapley values (1.5, 2.5)."""
+    table = {frozenset(): 0.0, frozenset({0}): 1.0, frozenset({1}): 2.0, frozenset({0, 1}): 4.0}
+    phi = exact_shapley_values(lambda s: table[s], 2, batched=False)
+    assert phi.tolist() == [1.5, 2.5]
+    batched = exact_shapley_values(game_from_dict({(0,): 1, (1,): 2, (0, 1): 4}, 2), 2)
+    assert batched.tolist() == [1.5, 2.5]
+
+
+games = st.integers(1, 5).flatmap(
+    lambda m: st.tuples(st.just(m), st.lists(st.floats(-10, 10, allow_nan=False), min_size=2**m, max_size=2**m))
+)
+
+
+def _table_fn(values: list[float]):
+    table = torch.tensor(values, dtype=torch.float64)
+    return lambda z: table[(z.long() << torch.arange(z.shape[1])).sum(1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(games)
+def test_efficiency(game):
+    """Efficiency: sum_i phi_i = v(N) - v(empty)."""
+    m, values = game
+    phi = exact_shapley_values(_table_fn(values), m)
+    assert phi.sum().item() == pytest.approx(values[-1] - values[0], abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(games, st.data())
+def test_null_player_and_symmetry(game, data):
+    """Null player: v(S+i) = v(S) for all S gives phi_i = 0. Symmetry: players i, j with
+    v(S+i) = v(S+j) for all S without i, j get equal values."""
+    m, values = game
+    base = torch.tensor(values, dtype=torch.float64)
+    i = data.draw(st.integers(0, m - 1))
+    k = torch.arange(2**m)
+    null = base[k & ~(1 << i)]  # v ignores player i
+    assert exact_shapley_values(_table_fn(null.tolist()), m)[i].item() == pytest.approx(0, abs=1e-9)
+    if m >= 2:
+        j = (i + 1) % m
+        # symmetric in i and j: value of the coalition with bits i and j swapped averaged with itself
+        bi, bj = (k >> i) & 1, (k >> j) & 1
+        swapped = (k & ~((1 << i) | (1 << j))) | (bi << j) | (bj << i)
+        sym = (base + base[swapped]) / 2
+        phi = exact_shapley_values(_table_fn(sym.tolist()), m)
+        assert phi[i].item() == pytest.approx(phi[j].item(), abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(games, st.floats(-3, 3, allow_nan=False), st.data())
+def test_linearity(game, a, data):
+    """Linearity: phi(a v + w) = a phi(v) + phi(w)."""
+    m, v = game
+    w = data.draw(st.lists(st.floats(-10, 10, allow_nan=False), min_size=2**m, max_size=2**m))
+    combo = [a * x + y for x, y in zip(v, w)]
+    lhs = exact_shapley_values(_table_fn(combo), m)
+    rhs = a * exact_shapley_values(_table_fn(v), m) + exact_shapley_values(_table_fn(w), m)
+    assert torch.allclose(lhs, rhs, atol=1e-8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(games.filter(lambda g: g[0] >= 2))
+def test_kernel_regression_is_exact_when_exhaustive(game):
+    """KernelSHAP over all coalitions with the Shapley kernel and efficiency gives exact Shapley values."""
+    m, values = game
+    v = torch.tensor(values, dtype=torch.float64)
+    z = all_coalitions(m)[1:-1]
+    phi, _ = kernel_shap_regression(z, v[1:-1], shapley_kernel(m, z.sum(1)), v[0], v[-1])
+    assert torch.allclose(phi, exact_shapley_values(_table_fn(values), m), atol=1e-8)
+
+
+def test_exact_shapley_method_on_linear_model():
+    """For a linear model f(x) = w.x with baseline 0, phi_i = w_i x_i (exactly)."""
+    lin = nn.Linear(5, 1, bias=True)
+    x = torch.randn(3, 5)
+    a = xw.attribute(lin, x, method="exact_shapley", target=0, progress=False)
+    assert torch.allclose(a.values, lin.weight.detach() * x, atol=1e-6)
+    s = xw.attribute(lin, x, method="shapley_sampling", target=0, n_samples=4, progress=False)
+    assert torch.allclose(s.values, lin.weight.detach() * x, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("method", SAMPLING)
+def test_same_seed_bitwise_identical_across_runs_and_batch_sizes(method):
+    model, x = mlp(), rows()
+    kw = {"n_samples": 40, "seed": 7, "progress": False, "target": 1}
+    a = xw.attribute(model, x, method=method, batch_size=64, **kw)
+    b = xw.attribute(model, x, method=method, batch_size=64, **kw)
+    c = xw.attribute(model, x, method=method, batch_size=6, **kw)
+    assert torch.equal(a.values, b.values) and torch.equal(a.values, c.values)
+    d = xw.attribute(model, x, method=method, batch_size=64, **{**kw, "seed": 8})
+    assert not torch.equal(a.values, d.values)
+
+
+def test_rise_bitwise_identical_across_batch_sizes(tiny_cnn):
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    a = xw.attribute(tiny_cnn, x, method="rise", n_masks=100, batch_size=64, progress=False)
+    b = xw.attribute(tiny_cnn, x, method="rise", n_masks=100, batch_size=13, progress=False)
+    assert torch.equal(a.values, b.values)
+    assert a.values.shape == x.shape and torch.isfinite(a.values).all()
+
+
+def test_rise_normalisation_constant_model():
+    """For a constant model f = c, E[M] = p makes every pixel c: sum_i c M_i / (n p) -> c."""
+
+    class Const(nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 2), 3.0)
+
+    x = torch.randn(1, 3, 28, 28)
+    a = xw.attribute(Const(), x, method="rise", n_masks=2000, p=0.3, cell_size=4, target=0, progress=False)
+    assert a.values.mean().item() == pytest.approx(3.0, rel=0.03)
+
+
+# ------------------------------------------------------------------------------------------ streaming
+
+
+@pytest.mark.parametrize("method", SAMPLING)
+def test_streaming_frames_and_callback(method):
+    model, x = mlp(10), rows(10, n=1)  # 2**10 > n_samples: KernelSHAP samples
+    seen = []
+    a = xw.attribute(
+        model,
+        x,
+        method=method,
+        n_samples=200,
+        batch_size=20,
+        stream_every=2,
+        target=0,
+        progress=False,
+        callback=lambda est, se: seen.append((est.n_samples, se.clone())),
+    )
+    assert a.frame_kind == "estimate"
+    n = a.frames["n_samples"]
+    assert a.frames["values"].shape[:2] == (len(n), 1) and a.frames["values"].shape[2:] == (10,)
+    assert bool((n[1:] > n[:-1]).all()) and len(seen) == len(n)
+    if method != "lime":  # lime's surrogate has no standard error
+        first, last = a.frames["stderr"][0].mean(), a.frames["stderr"][-1].mean()
+        assert last < first
+
+
+def test_rise_streaming(tiny_cnn):
+    x = torch.randn(1, 3, 32, 32)
+    a = xw.attribute(tiny_cnn, x, method="rise", n_masks=128, batch_size=32, stream_every=1, progress=False)
+    assert a.frames["values"].shape == (4, 1, 32, 32)
+    assert a.frames["stderr"][-1].mean() < a.frames["stderr"][0].mean()
+
+
+@pytest.mark.parametrize("method", [*SAMPLING, "rise"])
+def test_cancel_keeps_partial_estimate(method, tiny_cnn):
+    calls = []
+    progress = Progress(tqdm=False)
+
+    def on_update(fraction, message):
+        calls.append(fraction)
+        if len(calls) == 3:
+            progress.cancel()
+
+    progress.callback = on_update
+    if method == "rise":
+        model, x, kw = tiny_cnn, torch.randn(1, 3, 32, 32), {"n_masks": 256}
+    else:
+        model, x, kw = mlp(), rows(), {"n_samples": 400}
+    with pytest.raises(Cancelled) as info:
+        xw.attribute(model, x, method=method, batch_size=20, progress=progress, target=0, **kw)
+    partial = info.value.partial
+    assert isinstance(partial, xw.Attribution)
+    assert partial.values.shape == x.shape and partial.values[0].abs().sum() > 0
+    assert len(calls) == 3
+
+
+# ------------------------------------------------------------------------------------- methods, shapes
+
+
+def test_occlusion_values_and_coverage(tiny_cnn):
+    x = torch.randn(1, 3, 20, 20)
+    a = xw.attribute(tiny_cnn, x, method="occlusion", window=6, stride=4, target=2, progress=False)
+    assert a.values.shape == x.shape and a.extras["n_windows"] == 25
+    # channels share a window: every channel gets the same value
+    assert torch.equal(a.values[:, 0], a.values[:, 1])
+
+
+def test_occlusion_on_tabular_rows():
+    """Window 1 over (N, d): attribution_i = f(x) - f(x with x_i = baseline)."""
+    model, x = mlp(), rows()
+    a = xw.attribute(model, x, method="occlusion", target=0, progress=False)
+    ref = torch.stack([model(x)[:, 0] - model(x.index_fill(1, torch.tensor([i]), 0.0))[:, 0] for i in range(6)], 1)
+    assert torch.allclose(a.values, ref.detach(), atol=1e-6)
+
+
+def test_segments_grid_and_user(tiny_cnn):
+    x = torch.randn(1, 3, 16, 16)
+    kw = {"target": 0, "progress": False, "n_samples": 64}
+    a = xw.attribute(tiny_cnn, x, method="kernel_shap", segments="grid", segmentation_params={"patch": 8}, **kw)
+    assert a.extras["n_features"] == [4] and a.extras["exact"] == [True]
+    seg = torch.zeros(16, 16, dtype=torch.long)
+    seg[8:] = 5  # labels are renumbered to 0..M-1
+    b = xw.attribute(tiny_cnn, x, method="kernel_shap", segments=seg, **kw)
+    assert b.extras["n_features"] == [2]
+    # efficiency on the per-feature values
+    phi = b.extras["feature_values"][0]
+    with torch.no_grad():
+        full, empty = tiny_cnn(x)[0, 0], tiny_cnn(torch.zeros_like(x))[0, 0]
+    assert phi.sum().item() == pytest.approx((full - empty).item(), abs=1e-5)
+    assert b.extras["base_value"][0].item() == pytest.approx(empty.item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("segmentation", ["slic", "quickshift", "felzenszwalb"])
+def test_superpixels(segmentation, tiny_cnn):
+    x = torch.rand(1, 3, 32, 32)
+    params = {"slic": {"n_segments": 6}, "quickshift": {"kernel_size": 3}, "felzenszwalb": {"scale": 200}}
+    a = xw.attribute(
+        tiny_cnn,
+        x,
+        method="lime",
+        segments=segmentation,
+        segmentation_params=params[segmentation],
+        n_samples=50,
+        target=0,
+        progress=False,
+    )
+    seg = a.extras["segments"]
+    assert seg.shape == (1, 1, 32, 32) and seg.max() + 1 == a.extras["n_features"][0]
+    assert {"segment_weights", "intercept", "r2"} <= set(a.extras)
+
+
+@pytest.mark.parametrize("baseline", ["black", "mean", "blur", 0.5, "tensor"])
+def test_baselines(baseline, tiny_cnn):
+    x = torch.randn(1, 3, 16, 16)
+    b = torch.zeros(3, 16, 16) if baseline == "tensor" else baseline
+    a = xw.attribute(tiny_cnn, x, method="occlusion", window=8, stride=8, baseline=b, progress=False)
+    assert torch.isfinite(a.values).all()
+
+
+def test_extremal_perturbation_area_and_variants(tiny_cnn):
+    x = torch.randn(1, 3, 24, 24)
+    for variant in ("preservation", "deletion"):
+        a = xw.attribute(
+            tiny_cnn,
+            x,
+            method="extremal_perturbation",
+            n_steps=30,
+            area=0.25,
+            variant=variant,
+            target=1,
+            progress=False,
+            frame_every=10,
+        )
+        assert a.values.shape == x.shape and 0 <= a.values.min() and a.values.max() <= 1
+        assert a.frame_kind == "steps" and a.frames["values"].shape[0] == 4
+    again = xw.attribute(
+        tiny_cnn, x, method="extremal_perturbation", n_steps=30, area=0.25, variant="deletion", target=1, progress=False
+    )
+    assert torch.equal(again.values, a.values)
+
+
+# -------------------------------------------------------------------------------------------- restore
+
+
+def _snapshot(model: nn.Module):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        [m.training for m in model.modules()],
+        [p.requires_grad for p in model.parameters()],
+        [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()],
+    )
+
+
+def test_model_restored_including_after_error(tiny_cnn):
+    x = torch.randn(1, 3, 16, 16)
+    tiny_cnn.features[0].weight.requires_grad_(False)
+    before = _snapshot(tiny_cnn)
+    out_before = tiny_cnn(x)
+    for method, kw in [
+        ("occlusion", {"window": 8}),
+        ("rise", {"n_masks": 32}),
+        ("kernel_shap", {"n_samples": 16}),
+        ("shapley_sampling", {"n_samples": 2}),
+        ("lime", {"n_samples": 16}),
+        ("extremal_perturbation", {"n_steps": 3}),
+        ("exact_shapley", {"segments": "grid", "segmentation_params": {"patch": 8}}),
+    ]:
+        seg = {"segments": "grid"} if method in ("kernel_shap", "shapley_sampling", "lime") else {}
+        xw.attribute(tiny_cnn, x, method=method, progress=False, **{**seg, **kw})
+
+    def boom(est, se):
+        raise RuntimeError("mid-way")
+
+    with pytest.raises(RuntimeError, match="mid-way"):
+        xw.attribute(
+            tiny_cnn,
+            x,
+            method="kernel_shap",
+            segments="grid",
+            n_samples=64,
+            stream_every=1,
+            batch_size=8,
+            callback=boom,
+            progress=False,
+        )
+    after = _snapshot(tiny_cnn)
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])
+    assert before[1:] == after[1:]
+    assert torch.equal(out_before, tiny_cnn(x))
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+def test_errors_say_what_to_do(tiny_cnn):
+    x = torch.randn(1, 3, 16, 16)
+    model = mlp(20)
+    with pytest.raises(ParameterError, match=r"kernel_shap.*shapley_sampling"):
+        xw.attribute(model, torch.randn(1, 20), method="exact_shapley", progress=False)
+    with pytest.raises(ParameterError, match=r"M=20 > 16"):
+        exact_shapley_values(lambda z: z.sum(1), 20)
+    with pytest.raises(ParameterError, match="stride no larger than the window"):
+        xw.attribute(tiny_cnn, x, method="occlusion", window=4, stride=6, progress=False)
+    with pytest.raises(ParameterError, match="larger than the input"):
+        xw.attribute(tiny_cnn, x, method="occlusion", window=20, progress=False)
+    with pytest.raises(ParameterError, match="unknown baseline"):
+        xw.attribute(tiny_cnn, x, method="occlusion", window=8, baseline="white", progress=False)
+    with pytest.raises(ParameterError, match="does not broadcast"):
+        xw.attribute(tiny_cnn, x, method="occlusion", window=8, baseline=torch.zeros(2, 5), progress=False)
+    with pytest.raises(ParameterError, match="do not match the inputs"):
+        xw.attribute(tiny_cnn, x, method="kernel_shap", segments=torch.zeros(8, 8, dtype=torch.long), progress=False)
+    with pytest.raises(ParameterError, match="unknown segmentation"):
+        xw.attribute(tiny_cnn, x, method="lime", segments="watershed", progress=False)
+    with pytest.raises(ParameterError, match="feature_selection must be one of"):
+        xw.attribute(tiny_cnn, x, method="lime", feature_selection="lasso", progress=False)
+    with pytest.raises(ParameterError, match=r"coalitions must be \(n_samples, 4\)"):
+        xw.attribute(
+            tiny_cnn,
+            x,
+            method="lime",
+            segments="grid",
+            segmentation_params={"patch": 8},
+            coalitions=torch.ones(10, 3),
+            progress=False,
+        )
+    with pytest.raises(ParameterError, match="area must be a fraction"):
+        xw.attribute(tiny_cnn, x, method="extremal_perturbation", area=1.5, progress=False)
+    with pytest.raises(ParameterError, match="rise masks images"):
+        xw.attribute(model, torch.randn(1, 20), method="rise", progress=False)
+    with pytest.raises(ParameterError, match="n_samples must be an integer"):
+        xw.attribute(model, torch.randn(1, 20), method="kernel_shap", n_samples=0, progress=False)
+
+
+def test_coalition_matrix_maps_to_inputs():
+    """features.Masker: z=1 keeps the input, z=0 takes the baseline, per segment."""
+    from xaiwidgets.methods.perturbation.features import Masker
+
+    x = torch.arange(8.0).view(1, 2, 2, 2)
+    seg = torch.tensor([[[0, 1], [1, 2]]])
+    masker = Masker(x, seg, torch.full_like(x, -1.0))
+    z = torch.tensor(list(itertools.product([0, 1], repeat=3)))
+    out = masker.inputs(z)
+    assert out.shape == (8, 2, 2, 2)
+    for row, zi in zip(out, z):
+        expect = torch.where(zi[seg].bool().expand(2, 2, 2), x[0], torch.tensor(-1.0))
+        assert torch.equal(row, expect)

@@ -1,0 +1,98 @@
+"""Shared plumbing of the perturbation methods: targets, parameter checks, per-input games."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ...core.attribution import Attribution
+from ...core.targets import TargetLike, gather_scores, resolve_target, scores_from_output
+from ..base import Method, require
+from .features import Game, Masker, baseline_rows, feature_map, resolve_baseline
+
+
+def scores_and_target(model: Any, inputs: torch.Tensor, target: TargetLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(selected scores (N,), resolved target (N,))`` from one forward pass without autograd."""
+    with torch.no_grad():
+        scores = scores_from_output(model(inputs), inputs.shape[0])
+    resolved = resolve_target(target, scores)
+    return gather_scores(scores, resolved), resolved
+
+
+def check_positive_int(params: dict[str, Any], name: str, minimum: int = 1) -> None:
+    value = params.get(name)
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        f"{name} must be an integer >= {minimum}, got {value!r}",
+    )
+
+
+def check_seed(params: dict[str, Any]) -> None:
+    seed = params.get("seed")
+    require(
+        seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
+        f"seed must be an integer or None, got {seed!r}",
+    )
+
+
+def generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed`` (0 when None: results are reproducible by default)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(0 if seed is None else int(seed))
+    return g
+
+
+class FeatureMethod(Method):
+    """Base of the methods that explain over features (segments, patches or columns) of each input."""
+
+    family = "perturbation"
+    default_reduce = "mean"
+    default_segmentation = "slic"
+
+    def games(self, inputs: torch.Tensor, target: torch.Tensor, params: dict[str, Any], progress: Any) -> list[Game]:
+        """One :class:`Game` per input, built from ``segments``/``segmentation_params``/``baseline``."""
+        baseline = resolve_baseline(params.get("baseline"), inputs, self.classifier)
+        games = []
+        for i in range(inputs.shape[0]):
+            seg = feature_map(
+                inputs,
+                i,
+                params.get("segments"),
+                params.get("segmentation_params"),
+                self.classifier,
+                default=self.default_segmentation,
+            )
+            masker = Masker(inputs[i : i + 1], seg, baseline_rows(baseline, inputs.shape[0], i))
+            require(masker.n_features >= 1, "the segmentation produced no features")
+            games.append(Game(self.model, masker, int(target[i]), params["batch_size"], progress))
+        return games
+
+
+def assemble(
+    games: list[Game],
+    phis: list[torch.Tensor],
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    scores: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Input-shaped values from per-feature values, and the extras every feature method returns."""
+    values = torch.stack([g.masker.to_input_space(p.to(inputs.dtype)) for g, p in zip(games, phis)])
+    segments = torch.stack([g.masker.segments for g in games]) if _same_shape(games) else None
+    extras: dict[str, Any] = {
+        "feature_values": [p.detach() for p in phis],
+        "segments": segments,
+        "n_features": [g.n_features for g in games],
+        "n_evaluations": [g.evaluations for g in games],
+    }
+    return values, extras
+
+
+def _same_shape(games: list[Game]) -> bool:
+    return len({tuple(g.masker.segments.shape) for g in games}) == 1
+
+
+def partial_attribution(
+    method: str, values: torch.Tensor, target: torch.Tensor, scores: torch.Tensor, extras: dict[str, Any]
+) -> Attribution:
+    return Attribution(values=values, method=method, target=target, scores=scores, extras=extras)

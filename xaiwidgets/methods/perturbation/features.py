@@ -1,0 +1,306 @@
+"""Features for model-agnostic methods: segments, baselines, and coalitions turned into model inputs.
+
+A *feature map* is an integer tensor whose values ``0..M-1`` name the feature each input element belongs
+to. For images it has shape ``(1, H, W)`` (superpixels or patches, shared by the channels) or
+``(C, H, W)``; for ``(N, d)`` inputs it has shape ``(d,)``. A *coalition matrix* ``z`` of shape
+``(S, M)`` says which features are present (1) or replaced by the baseline (0). The same code serves
+images, tabular rows and (later) tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...core.errors import ParameterError
+from ...core.progress import Progress
+from ...core.targets import scores_from_output
+
+SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
+BASELINES = ("black", "mean", "blur")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# baselines
+
+
+def _black(x: torch.Tensor, classifier: Any) -> torch.Tensor:
+    mean = getattr(classifier, "mean", None)
+    std = getattr(classifier, "std", None)
+    if x.dim() == 4 and mean is not None and std is not None and len(mean) == x.shape[1]:
+        m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        return ((0 - m) / s).expand_as(x).clone()
+    return torch.zeros_like(x)
+
+
+def _blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    if x.dim() != 4:
+        raise ParameterError("baseline='blur' needs images (N, C, H, W); pass a number or a tensor instead")
+    sigma = float(sigma or max(x.shape[-2:]) / 20)
+    radius = max(1, int(3 * sigma))
+    radius = min(radius, (min(x.shape[-2:]) - 1))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    out = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def resolve_baseline(baseline: Any, x: torch.Tensor, classifier: Any = None) -> torch.Tensor:
+    """The baseline for ``x`` ``(N, ...)`` as a tensor of shape ``(N, ...)`` or ``(K, ...)`` (background).
+
+    ``baseline`` is a number, a tensor broadcastable to one input (``x.shape[1:]``) or to the batch, a
+    background batch ``(K, ...)`` of reference inputs (KernelSHAP averages over it), or ``"black"`` (pixel
+    value 0 after the classifier's normalisation; 0 without one), ``"mean"`` (per-channel mean of each
+    image, per-feature mean of an (N, d) batch) or ``"blur"`` (a Gaussian blur of each image).
+    """
+    if baseline is None:
+        baseline = 0.0
+    if isinstance(baseline, str):
+        if baseline == "black":
+            return _black(x, classifier)
+        if baseline == "mean":
+            if x.dim() == 4:
+                return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
+            return x.mean(0, keepdim=True).expand_as(x).clone()
+        if baseline == "blur":
+            return _blur(x)
+        raise ParameterError(
+            f"unknown baseline {baseline!r}; choose a number, a tensor, or one of {', '.join(BASELINES)}"
+        )
+    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor, np.ndarray)):
+        raise ParameterError(f"baseline must be a number, a tensor or a name, got {type(baseline).__name__}")
+    if isinstance(baseline, (int, float)):
+        return torch.full_like(x, float(baseline))
+    b = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
+    if b.dim() == x.dim() and b.shape[0] not in (1, x.shape[0]) and b.shape[1:] == x.shape[1:]:
+        return b  # a background batch
+    try:
+        return torch.broadcast_to(b, x.shape).clone()
+    except RuntimeError as exc:
+        raise ParameterError(
+            f"baseline of shape {tuple(b.shape)} does not broadcast to the inputs {tuple(x.shape)}; give one "
+            f"input's shape {tuple(x.shape[1:])}, the batch's shape, or a background batch (K, "
+            f"{', '.join(map(str, x.shape[1:]))})"
+        ) from exc
+
+
+def baseline_rows(baseline: torch.Tensor, n: int, index: int) -> torch.Tensor:
+    """The baseline rows ``(B, ...)`` for input ``index`` of ``n`` (a background batch is shared)."""
+    if baseline.shape[0] == n:
+        return baseline[index : index + 1]
+    return baseline
+
+
+# ----------------------------------------------------------------------------------------------------------
+# segments
+
+
+def relabel(segments: torch.Tensor) -> torch.Tensor:
+    """Labels renumbered to ``0..M-1`` in order of first value (sorted unique)."""
+    _, inverse = torch.unique(segments, sorted=True, return_inverse=True)
+    return inverse.view(segments.shape)
+
+
+def grid_segments(height: int, width: int, patch: int | tuple[int, int], device: torch.device) -> torch.Tensor:
+    """A regular grid of ``patch`` x ``patch`` patches (the last row/column may be smaller): ``(H, W)``."""
+    ph, pw = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    if ph < 1 or pw < 1:
+        raise ParameterError(f"patch size must be at least 1, got {patch}")
+    rows = torch.arange(height, device=device) // ph
+    cols = torch.arange(width, device=device) // pw
+    return rows[:, None] * (-(-width // pw)) + cols[None, :]
+
+
+def _display(x: torch.Tensor, classifier: Any) -> np.ndarray:
+    if classifier is not None and hasattr(classifier, "to_display"):
+        return classifier.to_display(x[None])[0].astype(np.float64) / 255.0
+    from ...core.adapters import tensor_to_display
+
+    return tensor_to_display(x[None])[0].astype(np.float64) / 255.0
+
+
+def image_segments(
+    image: torch.Tensor, segmentation: str, params: dict[str, Any] | None = None, classifier: Any = None
+) -> torch.Tensor:
+    """Superpixels (scikit-image ``quickshift``/``slic``/``felzenszwalb``) or a ``grid`` of one image.
+
+    ``image`` is ``(C, H, W)``; ``params`` go to the scikit-image function unchanged (``grid`` takes
+    ``patch``). Segmentation runs on the display image (de-normalised, in [0, 1]). Returns ``(H, W)`` long
+    labels ``0..M-1`` on the image's device.
+    """
+    params = dict(params or {})
+    h, w = image.shape[-2:]
+    if segmentation == "grid":
+        patch = params.pop("patch", max(1, min(h, w) // 8))
+        if params:
+            raise ParameterError(f"grid segmentation takes only 'patch', got {sorted(params)}")
+        return relabel(grid_segments(h, w, patch, image.device))
+    if segmentation not in SEGMENTATIONS:
+        raise ParameterError(
+            f"unknown segmentation {segmentation!r}; choose one of {', '.join(SEGMENTATIONS)} or pass a "
+            "tensor of segment labels (H, W)"
+        )
+    try:
+        from skimage import segmentation as skseg
+    except ImportError as exc:  # pragma: no cover - scikit-image is in the demo extra
+        raise ParameterError(
+            "superpixels need scikit-image (pip install scikit-image), or use segmentation='grid'"
+        ) from exc
+    img = _display(image, classifier)
+    fn = {"quickshift": skseg.quickshift, "slic": skseg.slic, "felzenszwalb": skseg.felzenszwalb}[segmentation]
+    if segmentation == "quickshift":
+        params = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2, **params}  # lime's defaults
+    elif segmentation == "slic":
+        params = {"n_segments": 50, "compactness": 10.0, "start_label": 0, **params}
+    else:
+        params = {"scale": 100, "sigma": 0.8, "min_size": 50, **params}
+    try:
+        labels = fn(img, **params)
+    except TypeError as exc:
+        raise ParameterError(f"scikit-image {segmentation} rejected segmentation_params: {exc}") from exc
+    return relabel(torch.as_tensor(np.asarray(labels), dtype=torch.long, device=image.device))
+
+
+def feature_map(
+    x: torch.Tensor,
+    index: int,
+    segments: Any,
+    segmentation_params: dict[str, Any] | None = None,
+    classifier: Any = None,
+    default: str = "slic",
+) -> torch.Tensor:
+    """The feature map of input ``index`` of ``x``: ``(1, H, W)`` for images, ``x.shape[1:]`` otherwise.
+
+    ``segments``: ``None`` (``default`` for images, one feature per element otherwise), a segmentation name,
+    or a tensor of labels: ``(H, W)``, ``(1|C, H, W)``, one per input ``(N, ...)``, or ``x.shape[1:]``.
+    """
+    shape = tuple(x.shape[1:])
+    is_image = x.dim() == 4
+    if segments is None:
+        if not is_image:
+            return torch.arange(int(np.prod(shape)), device=x.device).view(shape)
+        segments = default
+    if isinstance(segments, str):
+        if not is_image:
+            raise ParameterError(
+                f"segments={segments!r} segments images; for (N, d) inputs pass None (one feature per "
+                "column) or a tensor of group labels (d,)"
+            )
+        return image_segments(x[index], segments, segmentation_params, classifier)[None]
+    seg = torch.as_tensor(segments, device=x.device)
+    if seg.is_floating_point() or seg.dtype == torch.bool:
+        raise ParameterError(f"segments must hold integer labels, got dtype {seg.dtype}")
+    if seg.dim() == len(shape) + 1 and seg.shape[0] == x.shape[0]:
+        seg = seg[index]
+    if is_image and seg.dim() == 2:
+        seg = seg[None]
+    try:
+        torch.broadcast_shapes(tuple(seg.shape), shape)
+        if seg.dim() != len(shape):
+            raise RuntimeError
+    except RuntimeError as exc:
+        raise ParameterError(
+            f"segments of shape {tuple(seg.shape)} do not match the inputs {tuple(x.shape)}; give labels of "
+            f"shape {shape[-2:] if is_image else shape}" + (" or (N, H, W)" if is_image else "")
+        ) from exc
+    return relabel(seg.long())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# coalitions -> inputs -> values
+
+
+class Masker:
+    """Turns a coalition matrix ``(S, M)`` into model inputs for one input ``x`` ``(1, ...)``.
+
+    Present features keep ``x``; absent ones take the baseline. With a background batch of ``B`` rows
+    the inputs are ``(S * B, ...)`` and :meth:`values` averages the model over the background.
+    """
+
+    def __init__(self, x: torch.Tensor, segments: torch.Tensor, baseline: torch.Tensor) -> None:
+        self.x = x
+        self.segments = segments
+        self.baseline = baseline
+        self.n_features = int(segments.max()) + 1 if segments.numel() else 0
+        self.n_background = int(baseline.shape[0])
+        self._flat = segments.reshape(-1)
+        self._delta = x - baseline  # (B, ...)
+
+    def inputs(self, z: torch.Tensor) -> torch.Tensor:
+        """Masked inputs ``(S * B, ...)`` for coalitions ``z`` ``(S, M)`` (0/1, bool or float)."""
+        z = z.to(device=self.x.device, dtype=self.x.dtype)
+        # index_select is much faster than advanced indexing for a long index
+        mask = torch.index_select(z, 1, self._flat).view(z.shape[0], *self.segments.shape)  # (S, *seg)
+        if self.n_background == 1:
+            return torch.addcmul(self.baseline, mask, self._delta)  # b + mask * (x - b)
+        out = torch.addcmul(self.baseline.unsqueeze(0), mask.unsqueeze(1), self._delta.unsqueeze(0))
+        return out.reshape(-1, *self.x.shape[1:])
+
+    def to_input_space(self, phi: torch.Tensor) -> torch.Tensor:
+        """Per-feature values ``(..., M)`` spread over the input ``(..., *x.shape[1:])``."""
+        spread = phi[..., self.segments.reshape(-1)].view(*phi.shape[:-1], *self.segments.shape)
+        return spread.expand(*phi.shape[:-1], *self.x.shape[1:])
+
+    def to_feature_map(self, phi: torch.Tensor) -> torch.Tensor:
+        """Per-feature values ``(..., M)`` as a map of the segments' shape (channel axis of 1 dropped)."""
+        spread = phi[..., self.segments.reshape(-1)].view(*phi.shape[:-1], *self.segments.shape)
+        if self.x.dim() == 4 and self.segments.shape[0] == 1:
+            spread = spread.squeeze(-3)
+        return spread
+
+
+def target_values(
+    model: Callable[[torch.Tensor], object],
+    inputs: torch.Tensor,
+    target: int,
+    batch_size: int,
+) -> torch.Tensor:
+    """``model(inputs)[:, target]`` in chunks of ``batch_size`` without autograd."""
+    out = []
+    with torch.no_grad():
+        for a in range(0, inputs.shape[0], batch_size):
+            chunk = inputs[a : a + batch_size]
+            out.append(scores_from_output(model(chunk), chunk.shape[0])[:, target])
+    return torch.cat(out) if out else inputs.new_zeros(0)
+
+
+class Game:
+    """The cooperative game ``v(z) = E_background f_target(x_z)`` of one input, evaluated in batches."""
+
+    def __init__(
+        self,
+        model: Callable[[torch.Tensor], object],
+        masker: Masker,
+        target: int,
+        batch_size: int,
+        progress: Progress | None = None,
+    ) -> None:
+        self.model = model
+        self.masker = masker
+        self.target = int(target)
+        self.batch_size = max(1, int(batch_size))
+        self.progress = progress
+        self.n_features = masker.n_features
+        self.evaluations = 0
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """``v`` for each row of ``z`` ``(S, M)``: ``(S,)`` in the model's dtype."""
+        nb = self.masker.n_background
+        rows = max(1, self.batch_size // nb)
+        out = []
+        with torch.no_grad():
+            for a in range(0, z.shape[0], rows):
+                inputs = self.masker.inputs(z[a : a + rows])
+                scores = scores_from_output(self.model(inputs), inputs.shape[0])[:, self.target]
+                out.append(scores.view(-1, nb).mean(1))
+                self.evaluations += inputs.shape[0]
+        return torch.cat(out) if out else z.new_zeros(0, dtype=self.masker.x.dtype)

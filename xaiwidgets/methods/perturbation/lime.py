@@ -1,0 +1,234 @@
+"""LIME (Ribeiro, Singh & Guestrin 2016, "Why Should I Trust You?", arXiv:1602.04938).
+
+Random coalitions of features (superpixels by default, lime's quickshift settings) are switched off
+(replaced by the baseline); a weighted ridge regression of the target score on the coalitions, with the
+exponential kernel ``sqrt(exp(-d**2 / kernel_width**2))`` of the cosine distance to the full coalition,
+gives the feature weights. Sampling, distances, kernel, feature selection and the ridge fit (alpha=1,
+with intercept, in closed form in torch) follow the lime package (``LimeImageExplainer`` and
+``LimeBase.explain_instance_with_data``), so with the same segmentation and the same perturbation matrix
+(pass ``coalitions=``) the weights equal lime's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from ...core.attribution import Attribution
+from ...core.errors import Cancelled
+from ...core.progress import Progress
+from ...core.targets import TargetLike
+from ..base import require
+from ..registry import register
+from ._common import FeatureMethod, assemble, check_positive_int, check_seed, generator, scores_and_target
+from .features import Game
+from .streaming import Stream
+
+FEATURE_SELECTIONS = ("none", "auto", "highest_weights", "forward_selection")
+
+
+def ridge(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted ridge with an unpenalised intercept (as scikit-learn's ``Ridge``): ``(coef, intercept, R^2)``.
+
+    The weighted R^2 is computed on the fitting data, as lime's ``score``.
+    """
+    x = x.to(torch.float64)
+    y = y.to(torch.float64)
+    w = w.to(torch.float64)
+    ws = w.sum()
+    xm = (w[:, None] * x).sum(0) / ws
+    ym = (w * y).sum() / ws
+    xc, yc = x - xm, y - ym
+    gram = xc.T @ (w[:, None] * xc) + alpha * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    rhs = xc.T @ (w * yc)
+    coef = torch.linalg.lstsq(gram, rhs[:, None]).solution[:, 0] if alpha == 0 else torch.linalg.solve(gram, rhs)
+    intercept = ym - xm @ coef
+    pred = x @ coef + intercept
+    ss_res = (w * (y - pred) ** 2).sum()
+    ss_tot = (w * (y - ym) ** 2).sum()
+    r2 = 1 - ss_res / ss_tot if ss_tot > 0 else torch.ones((), dtype=x.dtype, device=x.device)
+    return coef, intercept, r2
+
+
+def select_features(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, num_features: int, method: str) -> torch.Tensor:
+    """The feature indices lime's ``LimeBase.feature_selection`` picks (none, auto, highest_weights,
+    forward_selection)."""
+    m = z.shape[1]
+    if method == "auto":
+        method = "forward_selection" if num_features <= 6 else "highest_weights"
+    if method == "none":
+        return torch.arange(m, device=z.device)
+    if method == "highest_weights":
+        coef, _, _ = ridge(z, y, w, 0.01)
+        score = (coef * z[0].to(torch.float64)).abs()
+        # stable descending order by |weight|, like Python's sorted(..., reverse=True)
+        order = torch.sort(-score, stable=True).indices
+        return order[:num_features]
+    used: list[int] = []
+    for _ in range(min(num_features, m)):
+        best, best_score = 0, -1e8
+        for f in range(m):
+            if f in used:
+                continue
+            _, _, r2 = ridge(z[:, [*used, f]], y, w, 0.0)
+            if float(r2) > best_score:
+                best, best_score = f, float(r2)
+        used.append(best)
+    return torch.tensor(used, device=z.device, dtype=torch.long)
+
+
+def lime_fit(
+    z: torch.Tensor, y: torch.Tensor, kernel_width: float, num_features: int | None, feature_selection: str
+) -> dict[str, torch.Tensor]:
+    """LIME's surrogate for coalitions ``z`` (row 0 the full coalition) and target scores ``y``."""
+    zf = z.to(torch.float64)
+    m = zf.shape[1]
+    # cosine distance to row 0, as sklearn.metrics.pairwise_distances(metric="cosine")
+    ref = zf[0]
+    norms = zf.norm(dim=1)
+    cos = (zf @ ref) / (norms.clamp_min(1e-300) * ref.norm().clamp_min(1e-300))
+    cos = torch.where(norms > 0, cos, torch.zeros_like(cos))
+    distances = (1 - cos).clamp(0, 2)
+    weights = torch.sqrt(torch.exp(-(distances**2) / kernel_width**2))
+    if num_features is None:  # lime's image default (100000 features) keeps them all
+        feature_selection, k = "none", m
+    else:
+        k = min(num_features, m)
+    used = select_features(zf, y, weights, k, feature_selection)
+    coef, intercept, r2 = ridge(zf[:, used], y, weights, 1.0)
+    full = torch.zeros(m, dtype=torch.float64, device=z.device)
+    full[used] = coef
+    local_pred = (zf[0, used] @ coef + intercept).reshape(())
+    return {
+        "weights": full,
+        "intercept": intercept,
+        "r2": r2,
+        "used": used,
+        "local_pred": local_pred,
+        "distances": distances,
+        "kernel_weights": weights,
+    }
+
+
+@register
+class Lime(FeatureMethod):
+    """LIME with a weighted ridge surrogate over superpixels (images) or columns; see the module docstring.
+
+    ``coalitions`` injects the ``(n_samples, M)`` 0/1 perturbation matrix (row 0 should be all ones, as in
+    lime); ``segments`` injects the segmentation.
+    """
+
+    name = "lime"
+    reference = "Ribeiro, Singh & Guestrin 2016, arXiv:1602.04938"
+    default_segmentation = "quickshift"
+    defaults: ClassVar[dict[str, Any]] = {
+        "n_samples": 1000,
+        "kernel_width": 0.25,
+        "num_features": None,
+        "feature_selection": "auto",
+        "baseline": 0.0,
+        "segments": None,
+        "segmentation_params": None,
+        "coalitions": None,
+        "batch_size": 64,
+        "seed": 0,
+        "stream_every": 0,
+        "callback": None,
+    }
+
+    def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
+        check_positive_int(params, "n_samples", 2)
+        check_positive_int(params, "batch_size")
+        check_positive_int(params, "stream_every", 0)
+        check_seed(params)
+        kw = params["kernel_width"]
+        require(
+            isinstance(kw, (int, float)) and not isinstance(kw, bool) and kw > 0,
+            f"kernel_width must be a positive number, got {kw!r}",
+        )
+        require(
+            params["feature_selection"] in FEATURE_SELECTIONS,
+            f"feature_selection must be one of {', '.join(FEATURE_SELECTIONS)}, got {params['feature_selection']!r}",
+        )
+        nf = params["num_features"]
+        require(nf is None or (isinstance(nf, int) and nf >= 1), f"num_features must be None or >= 1, got {nf!r}")
+
+    def _coalitions(self, game: Game, params: dict[str, Any], index: int) -> torch.Tensor:
+        device = game.masker.x.device
+        z = params["coalitions"]
+        m = game.n_features
+        if z is not None:
+            z = torch.as_tensor(z, device=device)
+            if z.dim() == 3:
+                z = z[index]
+            require(
+                z.dim() == 2 and z.shape[1] == m,
+                f"coalitions must be (n_samples, {m}) for this input's {m} features, got {tuple(z.shape)}",
+            )
+            return z.to(torch.bool) if z.dtype == torch.bool else z != 0
+        gen = generator(params["seed"] + index if params["seed"] is not None else index, device)
+        z = torch.rand(params["n_samples"], m, generator=gen, device=device) < 0.5
+        z[0] = True
+        return z
+
+    def _attribute(
+        self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
+    ) -> Attribution:
+        scores, resolved = scores_and_target(self.model, inputs, target)
+        games = self.games(inputs, resolved, params, progress)
+        stream = Stream(params["stream_every"], params["callback"])
+        fits, phis = [], []
+        for index, game in enumerate(games):
+            z = self._coalitions(game, params, index)
+            rows = max(1, game.batch_size // game.masker.n_background)
+            ys: list[torch.Tensor] = []
+            batches = 0
+            for a in range(0, z.shape[0], rows):
+                ys.append(game(z[a : a + rows]))
+                batches += 1
+                done = min(z.shape[0], a + rows)
+                if stream.due(batches) and done >= 3:
+                    fit = lime_fit(z[:done], torch.cat(ys), params["kernel_width"], params["num_features"], "none")
+                    stream.record(index, game.masker, fit["weights"], None, done)
+                try:
+                    progress.update(done, z.shape[0], f"{self.name}: input {index + 1}")
+                except Cancelled as exc:
+                    current = []
+                    if done >= 3:
+                        current = [lime_fit(z[:done], torch.cat(ys), params["kernel_width"], None, "none")["weights"]]
+                    parts = [*phis, *current]
+                    parts += [
+                        torch.zeros(g.n_features, dtype=torch.float64, device=inputs.device)
+                        for g in games[len(parts) :]
+                    ]
+                    values, extras = assemble(games, parts, inputs, resolved, scores)
+                    extras["complete"] = [i < len(phis) for i in range(len(games))]
+                    raise Cancelled(
+                        str(exc), partial=Attribution(values, self.name, resolved, scores, extras=extras)
+                    ) from exc
+            fit = lime_fit(
+                z, torch.cat(ys), params["kernel_width"], params["num_features"], params["feature_selection"]
+            )
+            fits.append(fit)
+            phis.append(fit["weights"])
+        values, extras = assemble(games, phis, inputs, resolved, scores)
+        extras.update(
+            segment_weights=[f["weights"] for f in fits],
+            intercept=torch.stack([f["intercept"] for f in fits]),
+            r2=torch.stack([f["r2"] for f in fits]),
+            local_pred=torch.stack([f["local_pred"] for f in fits]),
+            used_features=[f["used"] for f in fits],
+        )
+        frames = stream.frames()
+        return Attribution(
+            values=values,
+            method=self.name,
+            target=resolved,
+            scores=scores,
+            extras=extras,
+            frames=frames,
+            frame_kind="estimate" if frames else None,
+        )

@@ -1,0 +1,191 @@
+"""Shapley values over features by permutation sampling and by exact enumeration.
+
+- ``shapley_sampling``: the mean marginal contribution of each feature over random orderings (Strumbelj
+  & Kononenko 2010, "An Efficient Explanation of Individual Classifications using Game Theory", JMLR 11;
+  2014, "Explaining prediction models and individual predictions with feature contributions", KAIS 41).
+  Orderings come in antithetic pairs (an ordering and its reverse), which lowers the variance; the
+  standard error is the spread over pairs. Each ordering costs ``M - 1`` model evaluations.
+- ``exact_shapley``: every one of the ``2**M`` coalitions, M <= 16, with
+  phi_i = sum_S |S|! (M-|S|-1)! / M! (v(S + i) - v(S)) (Shapley 1953).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from ...core.attribution import Attribution
+from ...core.errors import Cancelled, ParameterError
+from ...core.progress import Progress
+from ...core.targets import TargetLike
+from ..registry import register
+from ._common import FeatureMethod, assemble, check_positive_int, check_seed, generator, scores_and_target
+from .features import Game
+from .games import MAX_EXACT_PLAYERS, all_coalitions, shapley_from_table
+from .streaming import Stream
+
+
+def antithetic_permutations(m: int, n_pairs: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """``(2 * n_pairs, M)`` orderings; row ``2k + 1`` is row ``2k`` reversed."""
+    perms = torch.rand(n_pairs, m, generator=gen, device=device).argsort(1)
+    return torch.stack([perms, perms.flip(1)], 1).reshape(2 * n_pairs, m)
+
+
+def prefix_coalitions(perms: torch.Tensor) -> torch.Tensor:
+    """For each ordering the coalitions of its first ``1..M-1`` players: ``(P * (M - 1), M)`` bool."""
+    p, m = perms.shape
+    position = perms.argsort(1)  # position[r, i] = where player i comes in ordering r
+    sizes = torch.arange(1, m, device=perms.device)
+    return (position[:, None, :] < sizes[None, :, None]).reshape(p * (m - 1), m)
+
+
+def marginals(perms: torch.Tensor, prefix_values: torch.Tensor, v_empty, v_full) -> torch.Tensor:
+    """Marginal contribution of every player in every ordering: ``(P, M)``."""
+    p, m = perms.shape
+    chain = torch.cat([v_empty.expand(p, 1), prefix_values.view(p, m - 1), v_full.expand(p, 1)], 1).to(torch.float64)
+    steps = chain[:, 1:] - chain[:, :-1]  # steps[r, k]: gain when the (k+1)-th player joins
+    out = torch.empty_like(steps)
+    out.scatter_(1, perms, steps)
+    return out
+
+
+def pair_mean_and_stderr(contrib: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = contrib.view(-1, 2, contrib.shape[1]).mean(1)
+    phi = pairs.mean(0)
+    if pairs.shape[0] > 1:
+        return phi, pairs.std(0) / pairs.shape[0] ** 0.5
+    return phi, torch.full_like(phi, float("nan"))
+
+
+@register
+class ShapleySampling(FeatureMethod):
+    """Permutation-sampling Shapley values over features; ``n_samples`` orderings (rounded up to pairs)."""
+
+    name = "shapley_sampling"
+    reference = "Strumbelj & Kononenko 2010, JMLR 11:1-18; 2014, KAIS 41:647-665"
+    defaults: ClassVar[dict[str, Any]] = {
+        "n_samples": 32,
+        "baseline": 0.0,
+        "segments": None,
+        "segmentation_params": None,
+        "batch_size": 64,
+        "seed": 0,
+        "stream_every": 0,
+        "callback": None,
+    }
+
+    def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
+        check_positive_int(params, "n_samples")
+        check_positive_int(params, "batch_size")
+        check_positive_int(params, "stream_every", 0)
+        check_seed(params)
+
+    def _attribute(
+        self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
+    ) -> Attribution:
+        scores, resolved = scores_and_target(self.model, inputs, target)
+        games = self.games(inputs, resolved, params, progress)
+        stream = Stream(params["stream_every"], params["callback"])
+        phis, stderrs = [], []
+        for index, game in enumerate(games):
+            try:
+                phi, se = self._one(index, game, params, progress, stream)
+            except Cancelled as exc:
+                done = [*phis, *([exc.partial] if isinstance(exc.partial, torch.Tensor) else [])]
+                done += [torch.zeros(g.n_features, dtype=torch.float64) for g in games[len(done) :]]
+                values, extras = assemble(games, [d.to(inputs.device) for d in done], inputs, resolved, scores)
+                extras["complete"] = [i < len(phis) for i in range(len(games))]
+                partial = Attribution(values, self.name, resolved, scores, extras=extras)
+                raise Cancelled(str(exc), partial=partial) from exc
+            phis.append(phi)
+            stderrs.append(se)
+        values, extras = assemble(games, phis, inputs, resolved, scores)
+        extras["stderr"] = stderrs
+        frames = stream.frames()
+        return Attribution(
+            values=values,
+            method=self.name,
+            target=resolved,
+            scores=scores,
+            extras=extras,
+            frames=frames,
+            frame_kind="estimate" if frames else None,
+        )
+
+    def _one(
+        self, index: int, game: Game, params: dict[str, Any], progress: Progress, stream: Stream
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        m = game.n_features
+        device = game.masker.x.device
+        ends = torch.stack(
+            [torch.zeros(m, dtype=torch.bool, device=device), torch.ones(m, dtype=torch.bool, device=device)]
+        )
+        v_empty, v_full = game(ends)
+        if m == 1:
+            return (v_full - v_empty).to(torch.float64).reshape(1), torch.zeros(1, dtype=torch.float64, device=device)
+        n_pairs = -(-params["n_samples"] // 2)
+        perms = antithetic_permutations(m, n_pairs, generator(params["seed"], device), device)
+        # a chunk is a whole number of ordering pairs filling about one batch
+        pairs_per_chunk = max(1, game.batch_size // (2 * (m - 1)))
+        values: list[torch.Tensor] = []
+        batches = 0
+        for a in range(0, n_pairs, pairs_per_chunk):
+            chunk = perms[2 * a : 2 * min(n_pairs, a + pairs_per_chunk)]
+            values.append(game(prefix_coalitions(chunk)))
+            batches += 1
+            done = 2 * min(n_pairs, a + pairs_per_chunk)
+            if stream.due(batches) or (stream.active and done == 2 * n_pairs):
+                stream.record(
+                    index,
+                    game.masker,
+                    *pair_mean_and_stderr(marginals(perms[:done], torch.cat(values), v_empty, v_full)),
+                    done,
+                )
+            try:
+                progress.update(done, 2 * n_pairs, f"{self.name}: input {index + 1}")
+            except Cancelled as exc:
+                current = pair_mean_and_stderr(marginals(perms[:done], torch.cat(values), v_empty, v_full))
+                raise Cancelled(str(exc), partial=current[0]) from exc
+        return pair_mean_and_stderr(marginals(perms, torch.cat(values), v_empty, v_full))
+
+
+@register
+class ExactShapley(FeatureMethod):
+    """Exact Shapley values over at most 16 features (2**M model evaluations per input)."""
+
+    name = "exact_shapley"
+    reference = "Shapley 1953, Contributions to the Theory of Games II"
+    defaults: ClassVar[dict[str, Any]] = {
+        "baseline": 0.0,
+        "segments": None,
+        "segmentation_params": None,
+        "batch_size": 64,
+    }
+
+    def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
+        check_positive_int(params, "batch_size")
+
+    def _attribute(
+        self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
+    ) -> Attribution:
+        scores, resolved = scores_and_target(self.model, inputs, target)
+        games = self.games(inputs, resolved, params, progress)
+        for game in games:
+            if game.n_features > MAX_EXACT_PLAYERS:
+                raise ParameterError(
+                    f"exact_shapley enumerates 2**M coalitions and this input has M={game.n_features} features "
+                    f"(more than {MAX_EXACT_PLAYERS}); pass coarser segments (e.g. segments='grid', "
+                    "segmentation_params={'patch': ...}) or use 'kernel_shap' / 'shapley_sampling'"
+                )
+        phis = []
+        for index, game in enumerate(games):
+            z = all_coalitions(game.n_features, inputs.device)
+            rows = max(1, game.batch_size // game.masker.n_background)
+            out = []
+            for a in range(0, z.shape[0], rows):
+                out.append(game(z[a : a + rows]))
+                progress.update(min(z.shape[0], a + rows), z.shape[0], f"{self.name}: input {index + 1}")
+            phis.append(shapley_from_table(torch.cat(out)))
+        values, extras = assemble(games, phis, inputs, resolved, scores)
+        return Attribution(values=values, method=self.name, target=resolved, scores=scores, extras=extras)
