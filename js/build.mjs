@@ -8,7 +8,7 @@ const here = fileURLToPath(new URL(".", import.meta.url));
 
 const options = {
   absWorkingDir: here,
-  entryPoints: { heatmap: "src/views/heatmap.ts", dashboard: "src/views/dashboard.ts" },
+  entryPoints: { heatmap: "src/views/heatmap.ts", dashboard: "src/views/dashboard.ts", scrubber: "src/views/scrubber.ts" },
   outdir: "../xaiwidgets/static",
   bundle: true,
   format: "esm",

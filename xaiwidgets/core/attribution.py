@@ -90,7 +90,11 @@ class Attribution:
         return tensor_to_display(self.inputs)
 
     def show(self, index: int = 0, **view_options: Any):
-        """A :class:`~xaiwidgets.widgets.HeatmapView` of sample ``index``."""
+        """A ScrubberView when the result has frames (``return_frames=True``), else a HeatmapView."""
+        if self.frames is not None and self.frame_kind in ("ig_path", "noise"):
+            from ..widgets.scrubber import ScrubberView
+
+            return ScrubberView.from_attribution(self, index=index, **view_options)
         from ..widgets.heatmap import HeatmapView
 
         return HeatmapView.from_attribution(self, index=index, **view_options)

@@ -2,5 +2,6 @@
 
 from .dashboard import ExplainDashboard, explain
 from .heatmap import HeatmapView
+from .scrubber import ScrubberView
 
-__all__ = ["ExplainDashboard", "HeatmapView", "explain"]
+__all__ = ["ExplainDashboard", "HeatmapView", "ScrubberView", "explain"]
