@@ -14,6 +14,7 @@ from . import (  # noqa: F401
     integrated_gradients,
     layerwise,
     perturbation,
+    relevance,
     smoothgrad,
 )
 from .base import Method

@@ -1,0 +1,261 @@
+"""DeepLIFT (rescale rule) and DeepSHAP.
+
+- ``deeplift``: Shrikumar, Greenside & Kundaje 2017, "Learning Important Features Through Propagating
+  Activation Differences", arXiv:1704.02685. Inputs and baselines run as one batch; every element-wise
+  nonlinearity's gradient is replaced by the multiplier ``(y - y0) / (x - x0)`` (the gradient where
+  ``|x - x0| < 1e-10``), max-pooling by captum's difference routing; linear layers keep their gradient.
+  ``values = (x - x0) * multiplier``; summation-to-delta: ``sum values = f(x) - f(x0)``, the residual is
+  ``extras["delta"]``.
+- ``deepshap``: Lundberg & Lee 2017, "A Unified Approach to Interpreting Model Predictions",
+  arXiv:1705.07874: DeepLIFT averaged over a background set (captum's ``DeepLiftShap``).
+
+Only nonlinearities that are modules are rescaled (``torch.relu`` inside ``forward`` keeps its gradient),
+as in captum; unlike captum, modules reused within a forward and in-place ReLUs are fine.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...core.attribution import Attribution
+from ...core.errors import ModelError, ParameterError, TargetError
+from ...core.progress import Progress
+from ...core.targets import TargetLike, gather_scores, resolve_target
+from .._autograd import forward_scores
+from ..base import Method
+from ..registry import register
+from .rules import attached_functions, hooks_inactive
+
+ELEMENTWISE = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh,
+    nn.Softplus, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh,
+)
+MAXPOOL = {nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.MaxPool3d: F.max_pool3d}
+EPS = 1e-10
+
+
+def _true_grad(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    with torch.enable_grad(), hooks_inactive():
+        xi = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(module.forward(xi), xi, grad)
+    return g
+
+
+def _halves(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = t.chunk(2)
+    return a, b
+
+
+def _rescale(module: nn.Module, x: torch.Tensor, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Rescale rule for an element-wise nonlinearity on the stacked (inputs, baselines) batch: both halves get
+    the multiplier ``(y - y0) / (x - x0)`` (captum's convention)."""
+    (x1, x0), (y1, y0) = _halves(x), _halves(y)
+    dx = x1 - x0
+    small = dx.abs() < EPS
+    multiplier = (y1 - y0).div_(dx.masked_fill(small, 1.0))
+    ratio = (grad.view(2, *dx.shape) * multiplier).view_as(grad)
+    if bool(small.any()):
+        return torch.where(small.repeat(2, *([1] * (x.dim() - 1))), _true_grad(module, x, grad), ratio)
+    return ratio
+
+
+def _maxpool(module: nn.Module, x: torch.Tensor, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """captum's max-pooling rule: ``y - y0 = (max(y, y0) - y0) + (y - max(y, y0))``, the first part routed to
+    the argmax of the input, the second to the argmax of the baseline, divided by ``x - x0``. Routing adds
+    up where overlapping windows share an argmax (captum's ``max_unpool`` keeps one), so the rule stays
+    complete."""
+    pool = MAXPOOL[type(module)]
+    (x1, x0), (y1, y0) = _halves(x), _halves(y)
+    dx = (x1 - x0).repeat(2, *([1] * (x.dim() - 1)))
+    top = torch.max(y1, y0)
+    dy = torch.cat([top - y0, y1 - top])
+    _, indices = pool(x, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode, True)
+    flat = torch.zeros(x.shape[0], x.shape[1], x[0, 0].numel(), dtype=grad.dtype, device=grad.device)
+    routed = flat.scatter_add_(2, indices.flatten(2), (grad * dy).flatten(2)).view_as(x)
+    a, b = _halves(routed)
+    routed = (a + b).repeat(2, *([1] * (x.dim() - 1)))
+    small = dx.abs() < EPS
+    ratio = routed / torch.where(small, torch.ones_like(dx), dx)
+    if bool(small.any()):
+        return torch.where(small, _true_grad(module, x, grad), ratio)
+    return ratio
+
+
+def _multiplier_for(module: nn.Module):
+    if isinstance(module, ELEMENTWISE):
+        return _rescale
+    if type(module) in MAXPOOL:
+        return _maxpool
+    return None
+
+
+def deeplift_pass(
+    model: nn.Module, inputs: torch.Tensor, baselines: torch.Tensor, target: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(attributions, target, f(x)_t, f(x0)_t)`` for paired ``inputs`` and ``baselines`` (same shape)."""
+    n = inputs.shape[0]
+    functions = {}
+    for name, module in model.named_modules():
+        rule = _multiplier_for(module)
+        if rule is not None:
+            functions[name] = (module, rule)
+    x = inputs.detach().requires_grad_(True)
+    with attached_functions(model, functions), torch.enable_grad():
+        both = torch.cat([x, baselines.detach().to(x)])
+        scores = forward_scores(model, both)
+        resolved = resolve_target(target, scores[:n])
+        index = resolved.view(-1, 1).repeat(2, 1)
+        start = torch.zeros_like(scores).scatter_(1, index, 1.0)
+        if not scores.requires_grad:
+            raise ModelError("the model's output does not depend differentiably on its input")
+        (grad,) = torch.autograd.grad(scores, x, start)
+    picked = scores.detach().gather(1, index).squeeze(1)
+    return (inputs - baselines) * grad, resolved, picked[:n], picked[n:]
+
+
+def resolve_baseline(baseline: Any, inputs: torch.Tensor, classifier: Any, seed: int | None) -> torch.Tensor:
+    """A baseline of the inputs' shape: a number, a tensor (broadcast), ``"black"`` (the normalised black
+    image for an ImageClassifier, zeros otherwise), ``"blur"`` (Gaussian blur, sigma 5 px),
+    ``"uniform"`` (uniform in the input range, seeded) or ``"gaussian"`` (inputs + N(0, 1) noise, seeded)."""
+    if baseline is None:
+        return torch.zeros_like(inputs)
+    if isinstance(baseline, (int, float)):
+        return torch.full_like(inputs, float(baseline))
+    if isinstance(baseline, torch.Tensor):
+        b = baseline.to(dtype=inputs.dtype, device=inputs.device)
+        if b.dim() == inputs.dim() - 1:
+            b = b.unsqueeze(0)
+        try:
+            return b.expand_as(inputs).clone()
+        except RuntimeError as exc:
+            raise ParameterError(
+                f"baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs "
+                f"{tuple(inputs.shape)}; give one per input, one for all, or a number"
+            ) from exc
+    gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else int(seed))
+    if baseline == "black":
+        if classifier is not None and inputs.dim() == 4 and classifier.mean is not None:
+            c = inputs.shape[1]
+            mean = torch.tensor(classifier.mean, dtype=inputs.dtype, device=inputs.device).view(1, c, 1, 1)
+            std = torch.tensor(classifier.std or (1.0,) * c, dtype=inputs.dtype, device=inputs.device)
+            return (-mean / std.view(1, c, 1, 1)).expand_as(inputs).clone()
+        return torch.zeros_like(inputs)
+    if baseline == "blur" and inputs.dim() == 4:
+        from torchvision.transforms.functional import gaussian_blur
+
+        return gaussian_blur(inputs, kernel_size=[31, 31], sigma=[5.0, 5.0])
+    if baseline == "uniform":
+        lo, hi = float(inputs.min()), float(inputs.max())
+        return (torch.rand(inputs.shape, generator=gen) * (hi - lo) + lo).to(inputs)
+    if baseline == "gaussian":
+        return inputs + torch.randn(inputs.shape, generator=gen).to(inputs)
+    raise ParameterError(
+        f"baseline must be a number, a tensor or one of 'black', 'blur', 'uniform', 'gaussian'; got {baseline!r}"
+    )
+
+
+@register
+class DeepLift(Method):
+    """DeepLIFT, rescale rule (Shrikumar et al. 2017, arXiv:1704.02685); ``extras["delta"]`` is
+    ``sum(values) - (f(x) - f(baseline))`` per sample (summation-to-delta)."""
+
+    name = "deeplift"
+    family = "relevance"
+    modalities = ("image", "tabular")
+    reference = "Shrikumar et al. 2017, arXiv:1704.02685"
+    defaults: ClassVar[dict[str, Any]] = {"baseline": None, "batch_size": 32, "seed": None}
+
+    def _attribute(
+        self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
+    ) -> Attribution:
+        _require_module(self.model)
+        baselines = resolve_baseline(params["baseline"], inputs, self.classifier, params["seed"])
+        n = inputs.shape[0]
+        if target is not None and not isinstance(target, int):
+            target = torch.as_tensor(target, device=inputs.device).reshape(-1)
+            target = target.expand(n) if target.numel() == 1 else target
+            if target.numel() != n:
+                raise TargetError(f"got {target.numel()} targets for {n} inputs; give one per input or a single int")
+        size = _batch_size(params["batch_size"])
+        parts, fx, f0, targets = [], [], [], []
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            chunk_target = target[start:stop] if isinstance(target, torch.Tensor) else target
+            values, resolved, a, b = deeplift_pass(self.model, inputs[start:stop], baselines[start:stop], chunk_target)
+            parts.append(values)
+            targets.append(resolved)
+            fx.append(a)
+            f0.append(b)
+            progress.update(stop, n, self.name)
+        resolved = torch.cat(targets)
+        values = torch.cat(parts).detach()
+        fx, f0 = torch.cat(fx), torch.cat(f0)
+        delta = values.flatten(1).sum(1) - (fx - f0)
+        return Attribution(values=values, method=self.name, target=resolved, scores=fx,
+                           extras={"delta": delta, "baseline_scores": f0, "baselines": baselines})
+
+
+@register
+class DeepShap(Method):
+    """DeepSHAP: DeepLIFT averaged over a background set ``background`` (B, ...) (Lundberg & Lee 2017,
+    arXiv:1705.07874; captum's DeepLiftShap). ``extras["delta"]``: ``sum(values) - (f(x) - mean_b f(b))``."""
+
+    name = "deepshap"
+    family = "relevance"
+    modalities = ("image", "tabular")
+    reference = "Lundberg & Lee 2017, arXiv:1705.07874"
+    defaults: ClassVar[dict[str, Any]] = {"background": None, "batch_size": 32}
+
+    def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
+        bg = params["background"]
+        if not isinstance(bg, torch.Tensor) or bg.dim() != inputs.dim() or bg.shape[1:] != inputs.shape[1:]:
+            raise ParameterError(
+                f"deepshap needs background=<tensor (B, {', '.join(map(str, inputs.shape[1:]))})>: a set of "
+                "reference inputs (e.g. 10-100 training images) to average DeepLIFT over"
+            )
+        if bg.shape[0] < 2:
+            raise ParameterError("deepshap needs at least 2 background samples; with one, use deeplift")
+
+    def _attribute(
+        self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
+    ) -> Attribution:
+        _require_module(self.model)
+        background = params["background"].to(dtype=inputs.dtype, device=inputs.device)
+        with torch.no_grad():
+            scores = forward_scores(self.model, inputs)
+        resolved = resolve_target(target, scores)
+        n, b = inputs.shape[0], background.shape[0]
+        pair_x = inputs.repeat_interleave(b, 0)
+        pair_b = background.repeat(n, *([1] * (background.dim() - 1)))
+        pair_t = resolved.repeat_interleave(b)
+        size = _batch_size(params["batch_size"])
+        parts, fx, f0 = [], [], []
+        for start in range(0, n * b, size):
+            stop = min(start + size, n * b)
+            values, _t, a, c = deeplift_pass(self.model, pair_x[start:stop], pair_b[start:stop], pair_t[start:stop])
+            parts.append(values)
+            fx.append(a)
+            f0.append(c)
+            progress.update(stop, n * b, self.name)
+        values = torch.cat(parts).detach().view(n, b, *inputs.shape[1:]).mean(1)
+        fx = torch.cat(fx).view(n, b)[:, 0]
+        f0 = torch.cat(f0).view(n, b).mean(1)
+        delta = values.flatten(1).sum(1) - (fx - f0)
+        return Attribution(values=values, method=self.name, target=resolved,
+                           scores=gather_scores(scores, resolved),
+                           extras={"delta": delta, "background_mean_score": f0})
+
+
+def _batch_size(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ParameterError(f"batch_size must be a positive int; got {value!r}")
+    return value
+
+
+def _require_module(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise ModelError("DeepLIFT needs a torch.nn.Module (it hooks the model's nonlinear layers)")
