@@ -14,4 +14,5 @@ npm --prefix js test --silent
 echo "== notebooks"
 "$PYTHON" -m pytest -q -p no:cacheprovider --nbmake notebooks
 echo "== python, peers and browser"
-"$PYTHON" -m pytest -q -p no:cacheprovider tests "$@"
+# tests marked slow (a 20-sentence anchors comparison) run with: bash scripts/test.sh -m slow
+"$PYTHON" -m pytest -q -p no:cacheprovider -m "not slow" tests "$@"

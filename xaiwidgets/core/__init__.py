@@ -6,10 +6,13 @@ from .errors import Cancelled, InputError, LayerError, ModelError, ParameterErro
 from .layers import find_last_spatial_layer, get_layer
 from .progress import Progress
 from .state import Hooks, preserved
+from .tabular import TabularModel
 from .targets import resolve_target, scores_from_output
+from .text import Encoding, TextClassifier
 
 __all__ = [
-    "Attribution", "Cancelled", "Hooks", "ImageClassifier", "InputError", "LayerError", "ModelError",
-    "ParameterError", "Progress", "TargetError", "XAIError", "find_last_spatial_layer", "get_layer",
+    "Attribution", "Cancelled", "Encoding", "Hooks", "ImageClassifier", "InputError", "LayerError", "ModelError",
+    "ParameterError", "Progress", "TabularModel", "TargetError", "TextClassifier", "XAIError",
+    "find_last_spatial_layer", "get_layer",
     "preserved", "reduce_channels", "resolve_target", "scores_from_output", "unwrap_model",
 ]

@@ -22,8 +22,9 @@ def as_batch(inputs: object, model: object = None, *, device: torch.device | Non
     """Validate ``inputs`` and return a float ``(N, ...)`` tensor on ``device``.
 
     A single unbatched image ``(C, H, W)`` is batched when the model's first convolution takes ``C``
-    channels (or the model has no convolution and C is 1, 3 or 4). Raises :class:`InputError` for
-    non-tensors, integer or boolean tensors, NaN/inf, a wrong rank or a wrong channel count.
+    channels; without a convolution a 3-D tensor is taken as a batch (e.g. token embeddings
+    ``(N, T, D)``). Raises :class:`InputError` for non-tensors, integer or boolean tensors, NaN/inf, a
+    wrong rank or a wrong channel count.
     """
     if isinstance(inputs, np.ndarray):
         inputs = torch.from_numpy(inputs)
@@ -38,7 +39,7 @@ def as_batch(inputs: object, model: object = None, *, device: torch.device | Non
             ".float() (and normalise images as the model expects)"
         )
     channels = first_conv_channels(model)
-    if inputs.dim() == 3 and (channels == inputs.shape[0] or (channels is None and inputs.shape[0] in (1, 3, 4))):
+    if inputs.dim() == 3 and channels is not None and channels == inputs.shape[0]:
         inputs = inputs.unsqueeze(0)
     if channels is not None:
         if inputs.dim() != 4:

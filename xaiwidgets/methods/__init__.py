@@ -6,6 +6,7 @@
 
 # importing a module registers its methods
 from . import (  # noqa: F401
+    anchors,
     cam,
     expected_gradients,
     gradients,
@@ -16,7 +17,9 @@ from . import (  # noqa: F401
     perturbation,
     relevance,
     smoothgrad,
+    transformers,
 )
+from .anchors import Anchors, anchor_precision, masked_lm_perturber
 from .base import Method
 from .cam import spatial_layers
 from .expected_gradients import ExpectedGradients
@@ -27,9 +30,29 @@ from .integrated_gradients import IntegratedGradients
 from .layerwise import LayerwiseInputXGradient
 from .registry import available, get_method, register
 from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
+from .transformers import AttentionRollout, TransformerRelevance
 
 __all__ = [
-    "Deconvnet", "ExpectedGradients", "Gradient", "GuidedBackprop", "GuidedGradCAM", "InputXGradient",
-    "IntegratedGradients", "LayerwiseInputXGradient", "Method", "Saliency", "SmoothGrad", "SmoothGradSquared",
-    "VarGrad", "available", "get_method", "register", "spatial_layers",
+    "Anchors",
+    "AttentionRollout",
+    "Deconvnet",
+    "ExpectedGradients",
+    "Gradient",
+    "GuidedBackprop",
+    "GuidedGradCAM",
+    "InputXGradient",
+    "IntegratedGradients",
+    "LayerwiseInputXGradient",
+    "Method",
+    "Saliency",
+    "SmoothGrad",
+    "SmoothGradSquared",
+    "TransformerRelevance",
+    "VarGrad",
+    "anchor_precision",
+    "available",
+    "get_method",
+    "masked_lm_perturber",
+    "register",
+    "spatial_layers",
 ]
