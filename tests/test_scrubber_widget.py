@@ -18,6 +18,7 @@ import xaiwidgets.methods.integrated_gradients
 import xaiwidgets.methods.smoothgrad
 from xaiwidgets.core.attribution import Attribution
 from xaiwidgets.core.errors import ParameterError
+from xaiwidgets.methods import registry
 from xaiwidgets.methods.base import Method
 from xaiwidgets.methods.registry import register
 from xaiwidgets.widgets.scrubber import ScrubberView, downsample_maps, plan_frames
@@ -160,7 +161,6 @@ def test_error_without_frames(tiny_cnn: nn.Module) -> None:
 # ----- streaming compute with a fake slow method that emits frames snapshots -------------------------
 
 
-@register
 class _FakeSlowPath(Method):
     """Test double: an IG-shaped result built over ``chunks`` sleeps, emitting a frames snapshot per chunk."""
 
@@ -190,6 +190,14 @@ class _FakeSlowPath(Method):
         return Attribution(values=values, method=self.name, target=torch.zeros(n, dtype=torch.long),
                            scores=torch.zeros(n), frames=snapshot(k_total), frame_kind="ig_path",
                            extras={"f_input": torch.ones(n), "f_baseline": torch.zeros(n)})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fake_method_registered():
+    """Register the test double for this module only (the registry is global)."""
+    register(_FakeSlowPath)
+    yield
+    registry._REGISTRY.pop(_FakeSlowPath.name, None)
 
 
 def record_frames(view: ScrubberView) -> list[dict[str, Any]]:
