@@ -2,7 +2,8 @@
 
 Computation runs on a background worker so results stream into the ``panels`` trait as each method
 finishes while the notebook stays responsive; the browser asks for another class with a ``compute``
-message and can ``cancel``. See ``docs/widget-protocol.md``.
+message and can ``cancel``, adds or removes methods (``set_methods``), lists the model's spatial layers
+(``list_layers``) and picks a CAM's layer (``set_params``). See ``docs/widget-protocol.md``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,40 @@ from ..core.adapters import ImageClassifier, unwrap_model
 from ..core.errors import Cancelled
 from ..core.inputs import as_batch
 from ..core.progress import Progress
-from ..methods.registry import get_method
+from ..methods.cam.layers_list import spatial_layers
+from ..methods.registry import available, get_method
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import heatmap_payload, image_payload
 from .fallback import render_png
 from .jobs import Worker
 
 DEFAULT_METHODS = ("saliency", "input_x_gradient", "gradcam")
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` when it is plain JSON (nested lists/dicts of scalars); otherwise its ``repr``."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    return repr(value)
+
+
+def _params_to_json(value: dict[str, dict[str, Any]], _widget: Any) -> dict[str, Any]:
+    # Parameters may hold tensors or callables (baselines, masks): the browser only sees their repr.
+    return {str(m): _json_safe(dict(p)) for m, p in (value or {}).items()}
+
+
+def _layer_name(layer: Any) -> str:
+    if isinstance(layer, str):
+        return layer
+    if isinstance(layer, (list, tuple)):
+        return ", ".join(str(x) for x in layer)
+    return "" if layer is None else str(layer)
 
 
 class ExplainDashboard(PngFallbackWidget, ViewOptions):
@@ -43,6 +71,9 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
     panels = traitlets.List().tag(sync=True)
     progress = traitlets.Float(0.0).tag(sync=True)
     status = traitlets.Unicode("idle").tag(sync=True)
+    available_methods = traitlets.List().tag(sync=True)
+    layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    method_params = traitlets.Dict().tag(sync=True, to_json=_params_to_json)
 
     def __init__(
         self,
@@ -59,9 +90,11 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             get_method(name)  # unknown names fail here, before any widget exists
         self.classifier = classifier
         self.inputs = inputs
-        self.method_params = {k: dict(v) for k, v in (params or {}).items()}
-        self._cache: dict[tuple[str, int], tuple[np.ndarray, bool, float]] = {}
+        # (method, target) -> (map, signed, seconds, resolved layer name or "")
+        self._cache: dict[tuple[str, int], tuple[np.ndarray, bool, float, str]] = {}
+        self._last_layer: dict[str, str] = {}  # method -> layer of its last result (the "auto" label)
         self._lock = threading.Lock()
+        self._layers_done = False
         predictions = classifier.top_k(inputs, top_k)[0]
         display = classifier.to_display(inputs)[0]
         self._display = display
@@ -72,6 +105,8 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             target=first,
             methods=list(methods),
             panels=[self._panel(m, "pending", first) for m in methods],
+            available_methods=[{"name": r["name"], "family": r["family"]} for r in available(modality="image")],
+            method_params={k: dict(v) for k, v in (params or {}).items()},
             **options,
         )
         self._worker = Worker()
@@ -88,6 +123,22 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         elif kind == "cancel":
             self.cancel()
             self.send({"type": "accepted", "id": request_id})
+        elif kind == "set_methods":
+            try:
+                self.set_methods(content.get("methods"), request_id=request_id)
+            except Exception as exc:
+                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
+        elif kind == "set_params":
+            try:
+                self.set_params(content.get("method"), content.get("params"), request_id=request_id)
+            except Exception as exc:
+                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
+        elif kind == "list_layers":
+            self.send({"type": "accepted", "id": request_id})
+            if self._layers_done:
+                self.send({"type": "done", "id": request_id, "status": "done"})
+            else:  # on the worker: the forward pass must not overlap a running method's hooks
+                self._worker.submit(lambda _cancel: self._list_layers_job(request_id), cancel_running=False)
 
     # ----- public API
     def compute(self, target: int | None = None, *, request_id: str = "", wait: bool = False) -> None:
@@ -100,6 +151,64 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         self._worker.submit(lambda cancel: self._run(target, request_id, cancel))
         if wait:
             self.wait()
+
+    def set_methods(self, methods: Any, *, request_id: str = "", wait: bool = False) -> None:
+        """Show ``methods`` (image methods, in order); only panels without a cached result are computed.
+
+        Unknown or non-image names raise (nothing changes). Panels of kept methods stay as they are.
+        """
+        if not isinstance(methods, (list, tuple)) or not all(isinstance(m, str) for m in methods):
+            raise ValueError("methods must be a list of method names")
+        names: list[str] = []
+        for name in methods:
+            cls = get_method(name)
+            if "image" not in cls.modalities:
+                raise ValueError(f"{cls.name!r} does not explain images")
+            canonical = name if name in self.methods else cls.name
+            if canonical not in names:
+                names.append(canonical)
+        if request_id:
+            self.send({"type": "accepted", "id": request_id})
+        with self._lock:
+            old = {p["method"]: p for p in self.panels}
+            added = [m for m in names if m not in old]
+            self.methods = names
+            self.panels = [old.get(m) or self._panel(m, "pending", self.target) for m in names]
+        self._submit_only(set(added), request_id)
+        if wait:
+            self.wait()
+
+    def set_params(self, method: Any, params: Any, *, request_id: str = "", wait: bool = False) -> None:
+        """Update ``method``'s parameters (merged; a ``None``/``""`` value removes the key, e.g.
+        ``layer=None`` = automatic), drop its cached results and recompute its panel."""
+        if not isinstance(method, str) or method not in self.methods:
+            raise ValueError(f"no panel for method {method!r}")
+        if not isinstance(params, dict):
+            raise ValueError("params must be a dict")
+        if request_id:
+            self.send({"type": "accepted", "id": request_id})
+        merged = dict(self.method_params.get(method, {}))
+        for key, value in params.items():
+            if value is None or value == "":
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        updated = dict(self.method_params)
+        if merged:
+            updated[method] = merged
+        else:
+            updated.pop(method, None)
+        self.method_params = updated
+        for key in [k for k in self._cache if k[0] == method]:
+            del self._cache[key]
+        self._submit_only({method}, request_id)
+        if wait:
+            self.wait()
+
+    def list_layers(self) -> list[str]:
+        """The model's spatial layers (computed once, also synced as ``layers``)."""
+        self._ensure_layers()
+        return list(self.layers)
 
     def cancel(self) -> None:
         """Stop the job in progress; finished panels stay."""
@@ -117,53 +226,100 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
     # ----- the job
     def _panel(self, method: str, state: str, target: int, **extra: Any) -> dict[str, Any]:
         panel = {"method": method, "state": state, "heatmap": None, "signed": False, "error": "",
-                 "seconds": 0.0, "target": target}
+                 "seconds": 0.0, "target": target, "layer": self._last_layer.get(method, "")}
         panel.update(extra)
         return panel
 
-    def _set_panel(self, index: int, panel: dict[str, Any]) -> None:
+    def _set_panel(self, method: str, panel: dict[str, Any]) -> None:
+        # By name: the method list may change while a job runs (a removed method's panel is dropped).
         with self._lock:
             panels = list(self.panels)
-            panels[index] = panel
-            self.panels = panels
+            for index, p in enumerate(panels):
+                if p["method"] == method:
+                    panels[index] = panel
+                    self.panels = panels
+                    return
 
-    def _run(self, target: int, request_id: str, cancel: threading.Event) -> None:
-        methods = list(self.methods)
+    @staticmethod
+    def _family(method: str) -> str:
+        try:
+            return str(get_method(method).family)
+        except Exception:
+            return ""
+
+    def _ensure_layers(self) -> None:
+        """Fill ``layers`` once with the model's spatial layers (callers run it on the worker)."""
+        if self._layers_done:
+            return
+        self.layers = spatial_layers(self.classifier, self.inputs)
+        self._layers_done = True
+
+    def _list_layers_job(self, request_id: str) -> None:
+        try:
+            self._ensure_layers()
+        except Exception as exc:
+            self.send({"type": "done", "id": request_id, "status": "error", "error": f"{type(exc).__name__}: {exc}"})
+            return
+        self.send({"type": "done", "id": request_id, "status": "done"})
+
+    def _submit_only(self, methods: set[str], request_id: str) -> None:
+        # Queued after the running job (not cancelling it): a class change in progress still finishes.
+        self._worker.submit(lambda cancel: self._run(None, request_id, cancel, only=methods), cancel_running=False)
+
+    def _run(self, target: int | None, request_id: str, cancel: threading.Event,
+             only: set[str] | None = None) -> None:
+        """Compute the panels for ``target``: all of them, or (``only``) just those methods, leaving the
+        other panels untouched. ``target=None``: the current one."""
+        target = self.target if target is None else target
+        methods = [m for m in self.methods if only is None or m in only]
         self.target = target
         self.status = "computing"
         self.progress = 0.0
-        self.panels = [self._panel(m, "pending", target) for m in methods]
+        if only is None:
+            self.panels = [self._panel(m, "pending", target) for m in methods]
         status = "done"
         for i, method in enumerate(methods):
             if cancel.is_set():
                 status = "cancelled"
                 break
+            if method not in self.methods:  # removed meanwhile
+                continue
             cached = self._cache.get((method, target))
             if cached is None:
-                self._set_panel(i, self._panel(method, "running", target))
+                self._set_panel(method, self._panel(method, "running", target))
                 tracker = Progress(
                     lambda f, _msg, i=i: setattr(self, "progress", (i + f) / len(methods)),
                     tqdm=False, cancel_event=cancel,
                 )
                 start = time.perf_counter()
                 try:
+                    if self._family(method) == "cam":
+                        try:
+                            self._ensure_layers()
+                        except Exception:  # the picker stays empty; the method may still work
+                            pass
                     result = attribute(self.classifier, self.inputs, method=method, target=target,
                                        progress=tracker, **self.method_params.get(method, {}))
                 except Cancelled:
-                    self._set_panel(i, self._panel(method, "pending", target))
+                    self._set_panel(method, self._panel(method, "pending", target))
                     status = "cancelled"
                     break
                 except Exception as exc:  # show the error in the panel
-                    self._set_panel(i, self._panel(method, "error", target, error=f"{type(exc).__name__}: {exc}"))
+                    self._set_panel(method, self._panel(method, "error", target,
+                                                        error=f"{type(exc).__name__}: {exc}"))
                     continue
                 values = result.heatmap()[0]
                 signed = bool(result.signed and (values < 0).any())
-                cached = (values, signed, time.perf_counter() - start)
+                layer = _layer_name(result.extras.get("layer"))
+                cached = (values, signed, time.perf_counter() - start, layer)
                 self._cache[(method, target)] = cached
-            values, signed, seconds = cached
-            self._set_panel(i, self._panel(method, "done", target, heatmap=heatmap_payload(values, signed),
-                                           signed=signed, seconds=round(seconds, 3)))
+            values, signed, seconds, layer = cached
+            self._last_layer[method] = layer
+            self._set_panel(method, self._panel(method, "done", target, heatmap=heatmap_payload(values, signed),
+                                                signed=signed, seconds=round(seconds, 3), layer=layer))
             self.progress = (i + 1) / len(methods)
+        if only is not None and not methods:
+            self.progress = 1.0
         self.status = "idle" if status == "done" else status
         if request_id:
             self.send({"type": "done", "id": request_id, "status": status})

@@ -63,6 +63,14 @@ export interface Panel {
   error: string;
   seconds: number;
   target: number;
+  /** CAM methods: the layer the result was computed on (the resolved name when automatic). */
+  layer?: string;
+}
+
+/** One entry of `available_methods`. */
+export interface MethodInfo {
+  name: string;
+  family: string;
 }
 
 export interface DashboardTraits extends DisplayTraits {
@@ -73,6 +81,9 @@ export interface DashboardTraits extends DisplayTraits {
   panels: Panel[];
   progress: number;
   status: string;
+  available_methods: MethodInfo[];
+  layers: string[];
+  method_params: Record<string, Record<string, unknown>>;
 }
 
 /** Messages from the kernel (`widget.send`). */

@@ -10,7 +10,13 @@
 //   .xw-panel[data-method="<name>"]        one per method, data-state = pending|running|done|error,
 //                                          .xw-stale when computed for another class. Inside:
 //                                          .xw-panel-title, canvas.xw-heatmap-canvas, .xw-legend,
-//                                          .xw-seconds, .xw-pending, .xw-panel-error
+//                                          .xw-seconds, .xw-pending, .xw-panel-error,
+//                                          button.xw-remove (sends set_methods without this method),
+//                                          select.xw-layer (CAM family only: "" = auto, then `layers`;
+//                                          sends set_params {layer})
+//   select.xw-add-method  button.xw-add    method picker (`available_methods` in optgroups by family;
+//                                          shown methods disabled); add sends set_methods
+//   .xw-picker-error                       a rejected set_methods/set_params/list_layers
 //   select.xw-colormap  input.xw-opacity  input.xw-absolute  input.xw-clip   shared controls
 //   .xw-progress[role=progressbar]         aria-valuenow = progress (0..1); .xw-progress-fill
 //   .xw-status                             the `status` trait verbatim; data-kind = idle|computing|cancelled|error
@@ -20,10 +26,10 @@ import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
 import { h } from "../lib/dom";
 import { formatPercent } from "../lib/format";
 import { imageOf, type RGBAImage } from "../lib/image";
-import type { AnyModel, DashboardTraits, DisplayTraits, Panel, Prediction, RenderProps } from "../lib/model";
+import type { AnyModel, DashboardTraits, DisplayTraits, MethodInfo, Panel, Prediction, RenderProps } from "../lib/model";
 import { drawImage } from "../lib/overlay";
 import { createPanelView, type PanelView } from "../lib/panel";
-import { createRequests } from "../lib/requests";
+import { createRequests, type Request } from "../lib/requests";
 import { attachStyles } from "../lib/styles";
 
 function render({ model, el }: RenderProps<DashboardTraits>): () => void {
@@ -40,6 +46,14 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   const status = h("span", "xw-status", { "aria-live": "polite" });
   const cancel = h("button", "xw-cancel", { type: "button" }, ["Cancel"]);
   const heading = h("div", "xw-heading");
+  const addSelect = h("select", "xw-add-method", { "aria-label": "method to add" });
+  const addButton = h("button", "xw-add", { type: "button", title: "add a panel for this method" }, ["Add"]);
+  const pickerError = h("span", "xw-picker-error xw-error", { role: "alert" });
+  const picker = h("div", "xw-method-picker xw-controls", {}, [
+    h("label", "xw-control", {}, [h("span", "xw-control-name", {}, ["Method"]), addSelect]),
+    addButton,
+    pickerError,
+  ]);
 
   const root = h("div", "xw-widget xw-dashboard", {}, [
     h("div", "xw-side", {}, [
@@ -50,6 +64,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     h("div", "xw-main", {}, [
       h("div", "xw-topbar", {}, [heading, h("div", "xw-job", {}, [progress, status, cancel])]),
       panels,
+      picker,
       controls.el,
     ]),
   ]);
@@ -131,27 +146,102 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   predictions.addEventListener("click", onClick);
   predictions.addEventListener("keydown", onKey);
 
+  // --- method picker, per-panel requests --------------------------------------------------------
+  const currentMethods = (): string[] => {
+    const methods = model.get("methods");
+    return methods?.length ? [...methods] : (model.get("panels") ?? []).map((p) => p.method);
+  };
+
+  // A kernel refusal (unknown method, no such panel) shows next to the picker; errors of a
+  // computation show in their panel.
+  function track(req: Request): void {
+    pickerError.textContent = "";
+    void req.done.then((msg) => {
+      if (msg.status === "error") pickerError.textContent = String(msg.error ?? "request failed");
+    });
+  }
+
+  function setMethods(methods: string[]): void {
+    track(requests.send("set_methods", { methods }));
+  }
+
+  let methodsKey = "";
+  function renderPicker(): void {
+    const infos: MethodInfo[] = model.get("available_methods") ?? [];
+    const shown = currentMethods();
+    const key = JSON.stringify([infos, shown]);
+    if (key === methodsKey) return;
+    methodsKey = key;
+    const previous = addSelect.value;
+    const families = new Map<string, MethodInfo[]>();
+    for (const info of infos) {
+      if (!families.has(info.family)) families.set(info.family, []);
+      families.get(info.family)!.push(info);
+    }
+    addSelect.replaceChildren(
+      ...Array.from(families, ([family, list]) =>
+        h("optgroup", "", { label: family }, list.map((m) =>
+          h("option", "", { value: m.name, disabled: shown.includes(m.name) }, [m.name]))),
+      ),
+    );
+    const usable = Array.from(addSelect.options).filter((o) => !o.disabled);
+    addSelect.value = usable.some((o) => o.value === previous) ? previous : (usable[0]?.value ?? "");
+    picker.hidden = infos.length === 0;
+    addButton.disabled = usable.length === 0;
+  }
+
+  const onAdd = (): void => {
+    const name = addSelect.value;
+    const methods = currentMethods();
+    if (!name || methods.includes(name)) return;
+    setMethods([...methods, name]);
+  };
+  addButton.addEventListener("click", onAdd);
+
+  const familyOf = (method: string): string | undefined =>
+    (model.get("available_methods") ?? []).find((m) => m.name === method)?.family;
+
+  // The layer list is computed in the kernel on request, once; asked when a CAM panel first shows.
+  let layersAsked = false;
+  function askLayers(): void {
+    if (layersAsked || (model.get("layers") ?? []).length) return;
+    layersAsked = true;
+    track(requests.send("list_layers"));
+  }
+
   // --- panels --------------------------------------------------------------------------------
   const views = new Map<string, PanelView>();
 
   function renderPanels(): void {
     const list: Panel[] = model.get("panels") ?? [];
     const byMethod = new Map(list.map((p) => [p.method, p]));
-    const methods = model.get("methods")?.length ? model.get("methods") : list.map((p) => p.method);
+    const methods = currentMethods();
     const disp = readDisplay(display);
     const target = model.get("target");
+    const layers = model.get("layers") ?? [];
+    const params = model.get("method_params") ?? {};
     const order: HTMLElement[] = [];
     for (const method of methods) {
       let view = views.get(method);
       if (!view) {
-        view = createPanelView(method);
+        view = createPanelView(method, {
+          onRemove: () => setMethods(currentMethods().filter((m) => m !== method)),
+          onLayer: (layer) => track(requests.send("set_params", { method, params: { layer: layer || null } })),
+        });
         views.set(method, view);
       }
-      view.update({ panel: byMethod.get(method), image, display: disp, target });
+      const family = familyOf(method);
+      if (family === "cam") askLayers();
+      const layer = params[method]?.layer;
+      view.update({
+        panel: byMethod.get(method), image, display: disp, target, family, layers,
+        layer: typeof layer === "string" ? layer : "",
+      });
       order.push(view.el);
     }
     for (const [method, view] of views) {
       if (!methods.includes(method)) {
+        view.destroy();
         view.el.remove();
         views.delete(method);
       }
@@ -189,6 +279,10 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     renderSelection();
     renderPanels();
   };
+  const onMethods = (): void => {
+    renderPicker();
+    renderPanels();
+  };
   const onDisplay = (): void => {
     controls.sync();
     renderPanels();
@@ -197,8 +291,11 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     ["change:image", onImage],
     ["change:predictions", renderPredictions],
     ["change:target", onTarget],
-    ["change:methods", renderPanels],
-    ["change:panels", renderPanels],
+    ["change:methods", onMethods],
+    ["change:panels", onMethods],
+    ["change:available_methods", onMethods],
+    ["change:layers", renderPanels],
+    ["change:method_params", renderPanels],
     ["change:progress", renderJob],
     ["change:status", renderJob],
     ...DISPLAY_TRAITS.map((t): [string, () => void] => [`change:${t}`, onDisplay]),
@@ -207,6 +304,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
 
   renderImage();
   renderPredictions();
+  renderPicker();
   renderPanels();
   renderJob();
 
@@ -217,6 +315,8 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     predictions.removeEventListener("click", onClick);
     predictions.removeEventListener("keydown", onKey);
     cancel.removeEventListener("click", onCancel);
+    addButton.removeEventListener("click", onAdd);
+    for (const view of views.values()) view.destroy();
     root.remove();
   };
 }
