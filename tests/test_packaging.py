@@ -21,8 +21,10 @@ def test_wheel_contains_js_bundle_and_demo_assets(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (wheel,) = tmp_path.glob("xaiwidgets-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("xaiwidgets/static/heatmap.js", "xaiwidgets/static/dashboard.js", "xaiwidgets/static/scrubber.js",
-                     "xaiwidgets/__init__.py", "xaiwidgets/demo/imagenet.py",
+    views = sorted(f.stem for f in (ROOT / "js" / "src" / "views").glob("*.ts") if not f.stem.endswith(".test"))
+    bundles = tuple(f"xaiwidgets/static/{view}.js" for view in views)
+    assert "dashboard" in views
+    for required in (*bundles, "xaiwidgets/static/views.json", "xaiwidgets/__init__.py", "xaiwidgets/demo/imagenet.py",
                      "xaiwidgets/demo/weights/shapes_cnn.pt"):
         assert required in names, f"{required} missing from the wheel"
     assert not any(n.startswith(("js/", "tests/")) for n in names)
