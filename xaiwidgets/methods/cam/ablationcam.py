@@ -82,7 +82,7 @@ class AblationCAM(CAMBase):
         for b in range(n):
             channels = live[b].nonzero().squeeze(1)
             target = int(ctx.target[b])
-            for start, stop in chunk_ranges(int(channels.shape[0]), ctx.params["batch_size"]):
+            for start, stop in chunk_ranges(int(channels.shape[0]), ctx.params["batch_size"] or 64):
                 ks = channels[start:stop]
                 if suffix is None:
                     scores, suffix = self._first_chunk(ctx, b, index[ks], target, original[b])

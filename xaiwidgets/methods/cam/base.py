@@ -250,8 +250,8 @@ class CAMBase(Method):
                 raise ParameterError(f"{key} must be True or False, got {params.get(key)!r}")
         if "batch_size" in params:
             b = params["batch_size"]
-            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise ParameterError(f"batch_size must be a positive int, got {b!r}")
+            if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+                raise ParameterError(f"batch_size must be a positive int or None (measured), got {b!r}")
 
     def resolve(
         self, model: nn.Module, inputs: torch.Tensor, params: dict[str, Any]
