@@ -139,9 +139,19 @@ class Rule:
         weight = getattr(module, "weight", None)
         bias = getattr(module, "bias", None)
         fast = _fast_kind(module) is not None
+        # A term on the negative part of a non-negative input (e.g. after a ReLU) without bias is zero in
+        # both its forward and its contribution: skip its forward and backward (exact; zennit runs them).
+        skip_negative = any(t.inputs is _neg and t.zero_bias for t in self.terms) and not bool((x < 0).any())
         xs, zs, ws = [], [], []
+        live: list[int] = []
         with torch.enable_grad():
-            for term in self.terms:
+            for index, term in enumerate(self.terms):
+                if skip_negative and term.inputs is _neg and term.zero_bias:
+                    xs.append(x.new_zeros(()))
+                    zs.append(x.new_zeros(()))
+                    ws.append(None)
+                    continue
+                live.append(index)
                 xk = term.inputs(x)
                 wk, bk = weight, bias
                 if term.params is not None and weight is not None:
@@ -158,10 +168,14 @@ class Rule:
                 zs.append(zk)
                 ws.append(wk)
             grads_out = self.mapper(r, zs, y)
+            grads = [x.new_zeros(())] * len(self.terms)
             if fast:
-                grads = [_fast_vjp(module, g, w, x.shape) for g, w in zip(grads_out, ws)]
+                for i in live:
+                    grads[i] = _fast_vjp(module, grads_out[i], ws[i], x.shape)
             else:
-                grads = list(torch.autograd.grad(zs, xs, grads_out))
+                found = torch.autograd.grad([zs[i] for i in live], [xs[i] for i in live], [grads_out[i] for i in live])
+                for i, g in zip(live, found):
+                    grads[i] = g
         return self.reducer([xk.detach() for xk in xs], grads)
 
 
