@@ -48,18 +48,20 @@ class _ModifiedReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, upper: float | None, rule: str) -> torch.Tensor:
         out = x.clamp(0.0, upper) if upper is not None else x.clamp_min(0.0)
-        ctx.rule = rule
+        ctx.rule, ctx.upper = rule, upper
         if rule == "guided":
-            mask = x > 0 if upper is None else (x > 0) & (x < upper)
-            ctx.save_for_backward(mask)
+            ctx.save_for_backward(out)  # 0 < x < upper  <=>  0 < out < upper
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
         grad = grad.clamp_min(0.0)
         if ctx.rule == "guided":
-            (mask,) = ctx.saved_tensors
-            grad = grad * mask
+            (out,) = ctx.saved_tensors
+            if ctx.upper is None:
+                grad = torch.ops.aten.threshold_backward(grad, out, 0.0)
+            else:
+                grad = torch.ops.aten.hardtanh_backward(grad, out, 0.0, float(ctx.upper))
         return grad, None, None
 
 
