@@ -21,9 +21,8 @@ def render_png(
     caption: str = "",
 ) -> bytes:
     """A PNG of the image with one overlay panel per ``(title, map, signed)`` entry."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # a bare Figure renders to PNG without pyplot; never call matplotlib.use() here: it would switch the
+    # notebook's own backend (inline plots stop showing after the first widget is displayed)
     from matplotlib.figure import Figure
 
     n = max(1, len(panels)) + (1 if image is not None else 0)
