@@ -9,11 +9,20 @@
 from . import core, demo, featurevis, methods, metrics
 from .api import attribute
 from .core import Attribution, ImageClassifier
-from .widgets import ExplainDashboard, HeatmapView, ScrubberView, explain, to_html
+from .widgets import (
+    AnchorView,
+    ExplainDashboard,
+    ForcePlot,
+    HeatmapView,
+    ScrubberView,
+    TokenView,
+    explain,
+    to_html,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Attribution", "ExplainDashboard", "HeatmapView", "ImageClassifier", "ScrubberView", "__version__", "attribute",
-    "core", "demo", "explain", "featurevis", "methods", "metrics", "to_html",
+    "AnchorView", "Attribution", "ExplainDashboard", "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView",
+    "TokenView", "__version__", "attribute", "core", "demo", "explain", "featurevis", "methods", "metrics", "to_html",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from lab_server import JupyterServer, start_server, write_notebook
 from notebook_flow import NOTEBOOK_CELLS, run_explain_flow
+from text_views_flow import FORCE_CELLS, run_forceplot_flow
 
 pytestmark = pytest.mark.browser
 
@@ -29,3 +30,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
 
 def test_explain_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> None:
     run_explain_flow(chromium_browser, lab, "/lab/tree/e2e.ipynb", "jupyterlab")
+
+
+def test_forceplot_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> None:
+    """A ForcePlot from a real kernel in the same JupyterLab server (the dashboard's kernel is shut down
+    first): arrows against the axis, hover, and a click that reaches the kernel."""
+    lab.shutdown_sessions()
+    write_notebook(lab.root / "forceplot.ipynb", FORCE_CELLS)
+    numbers = run_forceplot_flow(chromium_browser, lab, "/lab/tree/forceplot.ipynb", "jupyterlab")
+    print(f"\n[forceplot in JupyterLab] red - blue = {numbers['red'] - numbers['blue']:.5f}, "
+          f"end - base = {numbers['end'] - numbers['base']:.5f}, output = {numbers['output']:.5f}")

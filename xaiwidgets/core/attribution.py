@@ -90,7 +90,13 @@ class Attribution:
         return tensor_to_display(self.inputs)
 
     def show(self, index: int = 0, **view_options: Any):
-        """A ScrubberView when the result has frames (``return_frames=True``), else a HeatmapView."""
+        """Text and tabular results (one value per token, word or column): a TokenView, AnchorView or
+        ForcePlot; images: a ScrubberView when the result has frames (``return_frames=True``), else a
+        HeatmapView."""
+        if self.values.dim() == 2 or self.method == "anchors":
+            from ..widgets.featureviews import feature_view
+
+            return feature_view(self, index, **view_options)
         if self.frames is not None and self.frame_kind in ("ig_path", "noise"):
             from ..widgets.scrubber import ScrubberView
 

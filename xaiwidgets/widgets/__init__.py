@@ -1,8 +1,13 @@
 """Widgets: anywidget classes that turn results into buffers and route requests to methods."""
 
+from .anchor import AnchorView
 from .dashboard import ExplainDashboard, explain
 from .export import to_html
+from .forceplot import ForcePlot
 from .heatmap import HeatmapView
 from .scrubber import ScrubberView
+from .tokens import TokenView
 
-__all__ = ["ExplainDashboard", "HeatmapView", "ScrubberView", "explain", "to_html"]
+__all__ = [
+    "AnchorView", "ExplainDashboard", "ForcePlot", "HeatmapView", "ScrubberView", "TokenView", "explain", "to_html",
+]

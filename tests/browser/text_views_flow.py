@@ -1,0 +1,102 @@
+"""A ForcePlot from a real kernel in JupyterLab: Integrated Gradients on the demo breast-cancer MLP (12
+rows), shown with ``Attribution.show()``; the SVG geometry is checked in the page, and a click on the
+stacked plot travels back to the kernel through the ``selected`` trait."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lab_server import JupyterServer
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+FORCE_CELLS = [
+    "import xaiwidgets as xw\n"
+    "tab = xw.demo.breast_cancer_classifier()\n"
+    "x_train, x_test, *_ = xw.demo.breast_cancer_split()\n"
+    "ig = xw.attribute(tab, x_test[:12], 'integrated_gradients', target=0, progress=False)\n"
+    "plot = ig.show()\n"
+    "plot",
+    "print('selected', plot.selected, 'of', len(ig))",
+]
+
+GEOMETRY = """() => {
+  const svg = document.querySelector('svg.xw-force-single');
+  if (!svg) return null;
+  const ticks = Array.from(svg.querySelectorAll('.xw-force-tick'))
+    .map(t => [Number(t.dataset.value), Number(t.getAttribute('x1'))]);
+  const arrows = Array.from(svg.querySelectorAll('polygon.xw-force-arrow')).map(p => {
+    const pts = p.getAttribute('points').trim().split(/\\s+/).map(s => s.split(',').map(Number));
+    return { kind: p.dataset.kind, width: Math.abs(pts[1][0] - pts[0][0]) };
+  });
+  return { ticks, arrows, end: Number(svg.querySelector('.xw-force-out-line').getAttribute('x1')),
+           base: Number(svg.querySelector('.xw-force-base').dataset.value),
+           output: Number(svg.querySelector('.xw-force-output').dataset.value),
+           bands: document.querySelectorAll('svg.xw-force-stack polygon.xw-force-band').length };
+}"""
+
+OUTPUT_TEXT = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+  .map(o => o.innerText).join('\\n')"""
+
+
+def run_forceplot_flow(browser: Any, server: JupyterServer, path: str, prefix: str) -> dict[str, float]:
+    """Open ``path``, run every cell, check the force plot's arrows against its axis, click an instance."""
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{server.url}{path}?token={server.token}", timeout=60_000)
+        page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
+        page.evaluate("async () => { await window.jupyterapp.restored; }")
+        page.wait_for_function(
+            """() => {
+              const w = window.jupyterapp.shell.currentWidget;
+              const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+              return !!k && k.status === 'idle';
+            }""",
+            timeout=90_000,
+        )
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_selector('.xw-forceplot[data-state="ok"] svg.xw-force-single', timeout=90_000)
+        g = page.evaluate(GEOMETRY)
+        assert g is not None and g["bands"] > 0, g
+        (v0, x0), (v1, x1) = g["ticks"][0], g["ticks"][-1]
+        per_unit = (x1 - x0) / (v1 - v0)
+        red = sum(a["width"] for a in g["arrows"] if a["kind"] == "up") / per_unit
+        blue = sum(a["width"] for a in g["arrows"] if a["kind"] == "down") / per_unit
+        end = v0 + (g["end"] - x0) / per_unit
+        # arrows sum to (where they meet) - base, read from the drawing; 1 px of slack on the axis reading
+        assert abs((red - blue) - (end - g["base"])) < 1.0 / per_unit, (red, blue, end, g["base"])
+        page.wait_for_function(f"() => ({OUTPUT_TEXT})().includes('selected 0 of 12')", timeout=60_000)
+
+        # hover an arrow: the tooltip names a feature and its contribution
+        page.locator("svg.xw-force-single polygon.xw-force-arrow").last.hover()
+        tip = page.locator(".xw-forceplot .xw-tooltip")
+        assert tip.is_visible() and "contribution" in tip.inner_text()
+
+        # click the right edge of the stack (an instance), then ask the kernel which one it has
+        box = page.locator("rect.xw-force-hit").bounding_box()
+        page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+        chosen = page.locator("line.xw-force-guide").get_attribute("data-instance")
+        page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
+        page.wait_for_selector(f'line.xw-force-selected[data-instance="{chosen}"]', state="attached", timeout=30_000)
+        page.evaluate(
+            """() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = 1;
+                       return window.jupyterapp.commands.execute('notebook:run-cell'); }"""
+        )
+        page.wait_for_function(f"() => ({OUTPUT_TEXT})().includes('selected {chosen} of 12')", timeout=60_000)
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator(".xw-forceplot").screenshot(path=str(ARTIFACTS / f"{prefix}_forceplot.png"))
+        assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
+        return {"red": red, "blue": blue, "end": end, "base": g["base"], "output": g["output"]}
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{prefix}_forceplot_failure.png"), full_page=True)
+        print("page errors:", errors)
+        print("server log:", server.log.read_text()[-4000:])
+        raise
+    finally:
+        context.close()
