@@ -229,11 +229,15 @@ def test_force_plot_from_arrays() -> None:
     assert int((np.diff(labels[order]) != 0).sum()) == 1, "each cluster is contiguous in the similarity order"
     pca = similarity_order(np.repeat(values, 100, axis=0))  # above the clustering cap: 1st principal component
     assert sorted(pca.tolist()) == list(range(3000))
+    import matplotlib
+
+    backend = matplotlib.get_backend()
     single = xw.ForcePlot.from_arrays([0.1, -0.2], [1.0], output_value=[0.9])
     assert single.selected == 0 and single.features == ["feature 0", "feature 1"]
     png = single._repr_mimebundle_()[0]["image/png"]
     assert base64.b64decode(png).startswith(b"\x89PNG")
     assert base64.b64decode(plot._repr_mimebundle_()[0]["image/png"]).startswith(b"\x89PNG")
+    assert matplotlib.get_backend() == backend, "the PNG fallback must not switch the notebook's backend"
 
 
 def test_force_plot_bad_input() -> None:

@@ -52,9 +52,7 @@ def render_force_png(
     output_name: str = "f(x)",
 ) -> bytes:
     """A PNG of the force plot: arrows for one instance, stacked bands (original order) for several."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # a bare Figure renders to PNG without pyplot; matplotlib.use() would switch the notebook's backend
     from matplotlib.figure import Figure
     from matplotlib.patches import Polygon
 
