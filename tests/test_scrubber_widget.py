@@ -269,3 +269,17 @@ def test_worker_thread_does_not_block(tiny_cnn: nn.Module) -> None:
     assert time.perf_counter() - start < 0.5
     assert any(t.name == "xaiwidgets-scrubber" for t in threading.enumerate())
     view.wait(10)
+
+
+def test_real_ig_streams_partial_snapshots(tiny_cnn: nn.Module, monkeypatch) -> None:
+    """Snapshots with fewer frames than n_steps are shown (the resolution is planned for all n_steps)."""
+    import xaiwidgets.widgets.scrubber as scrubber
+
+    monkeypatch.setattr(scrubber, "UPDATE_INTERVAL", 0.0)
+    view = ScrubberView.compute(tiny_cnn, image(24), method="integrated_gradients", n_steps=12, batch_size=3)
+    seen = record_frames(view)
+    assert view.wait(30) and view.status == "idle"
+    counts = [f["count"] for f in seen]
+    assert [c for c in counts if c < 12] and counts == sorted(counts), counts
+    assert {tuple(f["shape"]) for f in seen} == {tuple(view.frames["shape"])}
+    assert seen[-1]["done"] and not seen[0]["done"] and seen[0]["expected"] == 12

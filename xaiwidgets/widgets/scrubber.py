@@ -189,9 +189,12 @@ def build_payload(
     grads, acc = sample["gradients"], sample["accumulated"]
     count = int(grads.shape[0])
     height, width = int(grads.shape[1]), int(grads.shape[2])
-    h, w, kept = plan_frames(height, width, max(count, expected or 0), kind, budget)
-    if len(kept) < max(count, expected or 0):  # frames were dropped to fit: re-plan on the frames we have
+    total = max(count, expected or 0)  # plan the resolution for every frame to come, so it stays put
+    h, w, kept = plan_frames(height, width, total, kind, budget)
+    if len(kept) < total:  # frames were dropped to fit: re-plan on the frames we have
         h, w, kept = plan_frames(height, width, count, kind, budget)
+    else:  # a partial snapshot: all of its frames
+        kept = np.arange(count)
     kept_t = torch.as_tensor(kept, dtype=torch.long)
     size = (h, w)
     g_small = downsample_maps(grads[kept_t], size)
@@ -254,6 +257,48 @@ def _totals(attribution: Attribution, index: int, final: torch.Tensor) -> dict[s
         "gap": _scalar(ex.get("completeness_gap"), index),
         "attribution_sum": float(final.sum()),
     }
+
+
+def result_payload(
+    attribution: Attribution, index: int = 0, *, display: Display | None = None, budget: float = DEFAULT_BUDGET
+) -> dict[str, Any]:
+    """The finished ``frames`` dict of sample ``index`` of a ``return_frames=True`` result."""
+    check_frames(attribution)
+    inputs = attribution.inputs
+    if inputs is None or inputs.dim() != 4:
+        raise InputError("the scrubber shows image inputs (N, C, H, W)")
+    display = display or display_function(attribution.classifier, inputs)
+    kind = attribution.frame_kind
+    sample = sample_frames(attribution.frames, kind, index, display)
+    values = attribution.values.detach().float().cpu()
+    final = values[index].sum(0) if values.dim() == 4 else values[index]
+    image = display(inputs[index : index + 1])[0]
+    return build_payload(
+        kind, sample, image, final=final, signed=attribution.signed,
+        totals=_totals(attribution, index, final), budget=budget, done=True,
+    )
+
+
+def snapshot_payload(
+    snapshot: dict[str, Any], index: int, display: Display, image: np.ndarray, *,
+    expected: int | None = None, budget: float = DEFAULT_BUDGET,
+) -> dict[str, Any] | None:
+    """The ``frames`` dict of a streamed ``progress.emit("frames", snapshot)`` (None while it is empty)."""
+    kind = "ig_path" if "partial_maps" in snapshot else "noise"
+    sample = sample_frames(snapshot, kind, index, display)
+    if not sample["gradients"].shape[0]:
+        return None
+    return build_payload(kind, sample, image, expected=expected, budget=budget)
+
+
+def expected_frames(method: str, params: dict[str, Any]) -> int | None:
+    """How many frames ``method`` will record with ``params`` (None when not known ahead, e.g. auto steps)."""
+    from ..methods.registry import get_method
+
+    cls = get_method(method)
+    resolved = {**cls.defaults, **params}
+    count = resolved.get("n_steps") if cls.name == "integrated_gradients" else resolved.get("n_samples")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def check_frames(attribution: Attribution) -> None:
@@ -339,9 +384,7 @@ class ScrubberView(PngFallbackWidget, ViewOptions):
         view.title = f"{cls_method.name} · computing"
         display = display_function(classifier, x)
         image = display(x[index : index + 1].detach())[0]
-        defaults = {**cls_method.defaults, **params}
-        expected = defaults.get("n_steps") if kind == "ig_path" else defaults.get("n_samples")
-        expected = expected if isinstance(expected, int) else None
+        expected = expected_frames(method, params)
         view._worker = Worker("xaiwidgets-scrubber")
 
         def job(cancel: threading.Event) -> None:
@@ -352,12 +395,11 @@ class ScrubberView(PngFallbackWidget, ViewOptions):
                     return
                 last[0] = time.perf_counter()
                 try:
-                    snapshot_kind = "ig_path" if "partial_maps" in data else "noise"
-                    sample = sample_frames(data, snapshot_kind, index, display)
-                    if sample["gradients"].shape[0]:
-                        view.kind = snapshot_kind
-                        view.frames = build_payload(snapshot_kind, sample, image, expected=expected,
-                                                    budget=view.frame_budget)
+                    payload = snapshot_payload(data, index, display, image, expected=expected,
+                                               budget=view.frame_budget)
+                    if payload is not None:
+                        view.kind = payload["kind"]
+                        view.frames = payload
                 except Exception:  # a malformed snapshot must not stop the computation
                     pass
 
@@ -402,22 +444,10 @@ class ScrubberView(PngFallbackWidget, ViewOptions):
 
     # ----- internals
     def _show_result(self, attribution: Attribution, index: int, display: Display | None = None) -> None:
-        check_frames(attribution)
-        inputs = attribution.inputs
-        if inputs is None or inputs.dim() != 4:
-            raise InputError("the scrubber shows image inputs (N, C, H, W)")
-        display = display or display_function(attribution.classifier, inputs)
-        kind = attribution.frame_kind
-        sample = sample_frames(attribution.frames, kind, index, display)
-        values = attribution.values.detach().float().cpu()
-        final = values[index].sum(0) if values.dim() == 4 else values[index]
-        image = display(inputs[index : index + 1])[0]
+        payload = result_payload(attribution, index, display=display, budget=self.frame_budget)
         self.attribution = attribution
-        self.kind = kind
-        self.frames = build_payload(
-            kind, sample, image, final=final, signed=attribution.signed,
-            totals=_totals(attribution, index, final), budget=self.frame_budget, done=True,
-        )
+        self.kind = attribution.frame_kind
+        self.frames = payload
         target = int(attribution.target[index])
         label = attribution.classifier.label(target) if attribution.classifier else f"class {target}"
         self.title = f"{attribution.method} · {label}"
