@@ -33,6 +33,9 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     default_reduce: ClassVar[str] = "sum"
     signed: ClassVar[bool] = True
+    #: numeric parameters a widget may offer as a slider: ``{name: (min, max, step)}``; all three ints
+    #: means an integer parameter. Each name is in ``defaults``.
+    tunable: ClassVar[dict[str, tuple[float, float, float]]] = {}
 
     def __init__(self, model: Any, **params: Any) -> None:
         self.model, self.classifier = unwrap_model(model)

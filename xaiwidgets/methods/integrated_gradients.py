@@ -202,6 +202,7 @@ class IntegratedGradients(Method):
         "n_steps": 50, "baseline": "black", "rule": "gauss_legendre", "batch_size": None,
         "tolerance": 0.01, "max_steps": 512, "seed": 0, "return_frames": False,
     }
+    tunable: ClassVar[dict[str, tuple[float, float, float]]] = {"n_steps": (2, 200, 1)}
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
         n_steps = params["n_steps"]

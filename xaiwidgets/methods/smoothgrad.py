@@ -96,6 +96,9 @@ class _NoiseTunnel(Method):
         "n_samples": 25, "noise_level": 0.15, "seed": 0, "base_method": "gradient", "base_params": None,
         "batch_size": None, "return_frames": False,
     }
+    tunable: ClassVar[dict[str, tuple[float, float, float]]] = {
+        "noise_level": (0.0, 0.5, 0.01), "n_samples": (1, 100, 1),
+    }
     combination = "mean"
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:

@@ -3,7 +3,10 @@
 Computation runs on a background worker so results stream into the ``panels`` trait as each method
 finishes while the notebook stays responsive; the browser asks for another class with a ``compute``
 message and can ``cancel``, adds or removes methods (``set_methods``), lists the model's spatial layers
-(``list_layers``) and picks a CAM's layer (``set_params``). See ``docs/widget-protocol.md``.
+(``list_layers``), sets a method's parameters (``set_params``: a CAM's layer, a slider over a method's
+``tunable`` parameters such as ``lrp_gamma``'s gamma) and opens the scrubber over an Integrated-Gradients
+or SmoothGrad panel's frames (``frames``). Results are cached by (method, class, parameters), so going
+back to a class or a parameter value already seen costs nothing. See ``docs/widget-protocol.md``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,14 +26,26 @@ from ..core.adapters import ImageClassifier, unwrap_model
 from ..core.errors import Cancelled
 from ..core.inputs import as_batch
 from ..core.progress import Progress
+from ..methods.base import Method
 from ..methods.cam.layers_list import spatial_layers
 from ..methods.registry import available, get_method
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import heatmap_payload, image_payload
+from .cache import ResultCache, params_key
 from .fallback import render_png
 from .jobs import Worker
+from .scrubber import (
+    DEFAULT_BUDGET,
+    UPDATE_INTERVAL,
+    display_function,
+    expected_frames,
+    result_payload,
+    snapshot_payload,
+)
 
 DEFAULT_METHODS = ("saliency", "input_x_gradient", "gradcam")
+MAP_CACHE_SIZE = 128  # heatmaps kept (a 224x224 map is 0.2 MB)
+FRAMES_CACHE_SIZE = 4  # scrubber frame dicts kept (each up to frame_budget bytes)
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -50,6 +66,33 @@ def _params_to_json(value: dict[str, dict[str, Any]], _widget: Any) -> dict[str,
     return {str(m): _json_safe(dict(p)) for m, p in (value or {}).items()}
 
 
+def has_frames(cls: type[Method]) -> bool:
+    """Whether the method records scrubber frames (IG path steps, SmoothGrad samples)."""
+    return "return_frames" in cls.defaults
+
+
+def tunable_spec(cls: type[Method]) -> dict[str, dict[str, Any]]:
+    """The method's ``tunable`` parameters as slider specs for the browser."""
+    spec = {}
+    for name, (lo, hi, step) in cls.tunable.items():
+        integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi, step))
+        default = cls.defaults.get(name)
+        spec[name] = {"min": lo, "max": hi, "step": step, "integer": integer,
+                      "default": default if isinstance(default, (int, float)) else None}
+    return spec
+
+
+def coerce_tunable(cls: type[Method], name: str, value: Any) -> Any:
+    """A slider's number as the parameter's type (int for integer parameters); other values unchanged."""
+    if name not in cls.tunable or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if tunable_spec(cls)[name]["integer"]:
+        if float(value) != int(value):
+            raise ValueError(f"{cls.name}'s {name} must be an integer; got {value!r}")
+        return int(value)
+    return float(value)
+
+
 def _layer_name(layer: Any) -> str:
     if isinstance(layer, str):
         return layer
@@ -58,8 +101,18 @@ def _layer_name(layer: Any) -> str:
     return "" if layer is None else str(layer)
 
 
+@dataclass
+class _FramesJob:
+    method: str
+    request_id: str
+    event: threading.Event = field(default_factory=threading.Event)
+    started: bool = False
+    finished: bool = False
+
+
 class ExplainDashboard(PngFallbackWidget, ViewOptions):
-    """The ``xw.explain`` dashboard. Use :func:`xaiwidgets.explain` to build one."""
+    """The ``xw.explain`` dashboard. Use :func:`xaiwidgets.explain` to build one; ``frame_budget`` (bytes,
+    default 3 MB) bounds the scrubber's frames dict on the wire."""
 
     _esm = esm("dashboard")
     _bundle_name = "dashboard"
@@ -74,6 +127,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
     available_methods = traitlets.List().tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     method_params = traitlets.Dict().tag(sync=True, to_json=_params_to_json)
+    scrubber = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self,
@@ -84,14 +138,19 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         target: int | None = None,
         top_k: int = 5,
         params: dict[str, dict[str, Any]] | None = None,
+        frame_budget: float = DEFAULT_BUDGET,
         **options: Any,
     ) -> None:
         for name in methods:
             get_method(name)  # unknown names fail here, before any widget exists
         self.classifier = classifier
         self.inputs = inputs
-        # (method, target) -> (map, signed, seconds, resolved layer name or "")
-        self._cache: dict[tuple[str, int], tuple[np.ndarray, bool, float, str]] = {}
+        self.frame_budget = float(frame_budget)
+        # (method, target, params) -> (map, signed, seconds, resolved layer name or "")
+        self._cache: ResultCache[tuple[np.ndarray, bool, float, str]] = ResultCache(MAP_CACHE_SIZE)
+        self._frames_cache: ResultCache[dict[str, Any]] = ResultCache(FRAMES_CACHE_SIZE)
+        self._frames_method = ""  # the panel whose frames the scrubber shows ("" = closed)
+        self._frames_job: _FramesJob | None = None  # the newest frames job (to replace or cancel it)
         self._last_layer: dict[str, str] = {}  # method -> layer of its last result (the "auto" label)
         self._lock = threading.Lock()
         self._layers_done = False
@@ -105,7 +164,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             target=first,
             methods=list(methods),
             panels=[self._panel(m, "pending", first) for m in methods],
-            available_methods=[{"name": r["name"], "family": r["family"]} for r in available(modality="image")],
+            available_methods=[self._method_info(r["name"]) for r in available(modality="image")],
             method_params={k: dict(v) for k, v in (params or {}).items()},
             **options,
         )
@@ -133,6 +192,11 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
                 self.set_params(content.get("method"), content.get("params"), request_id=request_id)
             except Exception as exc:
                 self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
+        elif kind == "frames":
+            try:
+                self.show_frames(content.get("method"), request_id=request_id)
+            except Exception as exc:
+                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
         elif kind == "list_layers":
             self.send({"type": "accepted", "id": request_id})
             if self._layers_done:
@@ -149,6 +213,8 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             self.send({"type": "done", "id": request_id, "status": "error", "error": f"no class {target}"})
             return
         self._worker.submit(lambda cancel: self._run(target, request_id, cancel))
+        if self._frames_method:  # the open scrubber follows the class
+            self._submit_frames("", target)
         if wait:
             self.wait()
 
@@ -174,34 +240,63 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             added = [m for m in names if m not in old]
             self.methods = names
             self.panels = [old.get(m) or self._panel(m, "pending", self.target) for m in names]
+        if self._frames_method and self._frames_method not in names:
+            self.show_frames(None)
         self._submit_only(set(added), request_id)
         if wait:
             self.wait()
 
     def set_params(self, method: Any, params: Any, *, request_id: str = "", wait: bool = False) -> None:
         """Update ``method``'s parameters (merged; a ``None``/``""`` value removes the key, e.g.
-        ``layer=None`` = automatic), drop its cached results and recompute its panel."""
+        ``layer=None`` = automatic) and show its panel for them: from the cache when these parameters
+        were computed before, else recomputed. An open scrubber over this method follows."""
         if not isinstance(method, str) or method not in self.methods:
             raise ValueError(f"no panel for method {method!r}")
         if not isinstance(params, dict):
             raise ValueError("params must be a dict")
-        if request_id:
-            self.send({"type": "accepted", "id": request_id})
+        cls = get_method(method)
         merged = dict(self.method_params.get(method, {}))
         for key, value in params.items():
-            if value is None or value == "":
+            if value is None or (isinstance(value, str) and value == ""):
                 merged.pop(key, None)
             else:
-                merged[key] = value
+                merged[key] = coerce_tunable(cls, str(key), value)
+        if request_id:
+            self.send({"type": "accepted", "id": request_id})
         updated = dict(self.method_params)
         if merged:
             updated[method] = merged
         else:
             updated.pop(method, None)
         self.method_params = updated
-        for key in [k for k in self._cache if k[0] == method]:
-            del self._cache[key]
         self._submit_only({method}, request_id)
+        if self._frames_method == method:
+            self._submit_frames("")
+        if wait:
+            self.wait()
+
+    def show_frames(self, method: str | None, *, request_id: str = "", wait: bool = False) -> None:
+        """Open the scrubber over ``method``'s frames (Integrated-Gradients path steps, SmoothGrad noise
+        samples) for the current class and parameters: computed on the worker with
+        ``return_frames=True`` and streamed into the ``scrubber`` trait (cached like the maps).
+        ``None`` closes it. Methods without frames raise."""
+        if not method:
+            self._cancel_frames_job()
+            self._frames_method = ""
+            self.scrubber = {}
+            if request_id:
+                self.send({"type": "accepted", "id": request_id})
+                self.send({"type": "done", "id": request_id, "status": "done"})
+            return
+        if not isinstance(method, str) or method not in self.methods:
+            raise ValueError(f"no panel for method {method!r}")
+        if not has_frames(get_method(method)):
+            raise ValueError(f"{method!r} has no frames; the scrubber shows integrated_gradients and the "
+                             "SmoothGrad variants (smoothgrad, smoothgrad_squared, vargrad)")
+        if request_id:
+            self.send({"type": "accepted", "id": request_id})
+        self._frames_method = method
+        self._submit_frames(request_id)
         if wait:
             self.wait()
 
@@ -218,12 +313,24 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         """Block until the queued computations are finished."""
         return self._worker.wait(timeout)
 
-    def result(self, method: str, target: int | None = None) -> np.ndarray | None:
-        """The cached ``(H, W)`` map of ``method`` for ``target`` (current target by default)."""
-        entry = self._cache.get((method, self.target if target is None else int(target)))
+    def result(self, method: str, target: int | None = None, params: dict[str, Any] | None = None) -> np.ndarray | None:
+        """The cached ``(H, W)`` map of ``method`` for ``target`` and ``params`` (by default the current
+        class and the method's current parameters); None when it was not computed."""
+        target = self.target if target is None else int(target)
+        params = self.method_params.get(method, {}) if params is None else params
+        entry = self._cache.get(self._key(method, target, params))
         return entry[0] if entry else None
 
     # ----- the job
+    @staticmethod
+    def _method_info(name: str) -> dict[str, Any]:
+        cls = get_method(name)
+        return {"name": cls.name, "family": cls.family, "frames": has_frames(cls), "tunable": tunable_spec(cls)}
+
+    @staticmethod
+    def _key(method: str, target: int, params: dict[str, Any]) -> tuple[Any, ...]:
+        return (method, int(target), params_key(get_method(method).defaults, params))
+
     def _panel(self, method: str, state: str, target: int, **extra: Any) -> dict[str, Any]:
         panel = {"method": method, "state": state, "heatmap": None, "signed": False, "error": "",
                  "seconds": 0.0, "target": target, "layer": self._last_layer.get(method, "")}
@@ -284,7 +391,9 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
                 break
             if method not in self.methods:  # removed meanwhile
                 continue
-            cached = self._cache.get((method, target))
+            params = dict(self.method_params.get(method, {}))  # the key and the run use the same values
+            key = self._key(method, target, params)
+            cached = self._cache.get(key)
             if cached is None:
                 self._set_panel(method, self._panel(method, "running", target))
                 tracker = Progress(
@@ -299,7 +408,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
                         except Exception:  # the picker stays empty; the method may still work
                             pass
                     result = attribute(self.classifier, self.inputs, method=method, target=target,
-                                       progress=tracker, **self.method_params.get(method, {}))
+                                       progress=tracker, **params)
                 except Cancelled:
                     self._set_panel(method, self._panel(method, "pending", target))
                     status = "cancelled"
@@ -312,7 +421,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
                 signed = bool(result.signed and (values < 0).any())
                 layer = _layer_name(result.extras.get("layer"))
                 cached = (values, signed, time.perf_counter() - start, layer)
-                self._cache[(method, target)] = cached
+                self._cache.put(key, cached)
             values, signed, seconds, layer = cached
             self._last_layer[method] = layer
             self._set_panel(method, self._panel(method, "done", target, heatmap=heatmap_payload(values, signed),
@@ -324,10 +433,111 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         if request_id:
             self.send({"type": "done", "id": request_id, "status": status})
 
+    # ----- the scrubber's frames
+    def _submit_frames(self, request_id: str, target: int | None = None) -> None:
+        """Queue the frames job of the open scrubber after the panels, replacing an older frames job
+        (``target``: the class it will run for, when a queued class change will set it)."""
+        self._cancel_frames_job()
+        method = self._frames_method
+        target = self.target if target is None else int(target)
+        params = dict(self.method_params.get(method, {}))
+        if self._key(method, target, params) not in self._frames_cache:  # say so until the job starts
+            self.scrubber = {"method": method, "target": target, "params": _json_safe(params), "error": "",
+                             "state": "pending", "frames": {}}
+        job = _FramesJob(method, request_id)
+        self._frames_job = job
+        job.event = self._worker.submit(lambda cancel: self._run_frames(job, cancel), cancel_running=False)
+
+    def _cancel_frames_job(self) -> None:
+        job = self._frames_job
+        if job is None:
+            return
+        with self._lock:
+            job.event.set()  # a queued job is then skipped by the worker, a running one stops
+            skipped = not job.started and not job.finished
+            job.finished = True
+        if skipped and job.request_id:  # it will never run: answer its request here
+            self.send({"type": "done", "id": job.request_id, "status": "cancelled"})
+
+    def _run_frames(self, job: _FramesJob, cancel: threading.Event) -> None:
+        with self._lock:
+            if job.finished:
+                return
+            job.started = True
+        method, request_id = job.method, job.request_id
+        status, error = "error", ""
+        try:
+            status, error = self._compute_frames(method, cancel)
+        except Exception as exc:  # a bug here must still answer the request
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished = True
+            if self.status == "computing":
+                self.status = "cancelled" if status == "cancelled" else "idle"
+            if request_id:
+                msg = {"type": "done", "id": request_id, "status": status}
+                if error:
+                    msg["error"] = error
+                self.send(msg)
+
+    def _compute_frames(self, method: str, cancel: threading.Event) -> tuple[str, str]:
+        if self._frames_method != method or method not in self.methods:
+            return "cancelled", ""
+        target = self.target
+        params = dict(self.method_params.get(method, {}))
+        key = self._key(method, target, params)
+        head = {"method": method, "target": target, "params": _json_safe(params), "error": ""}
+
+        def show(state: str, frames: dict[str, Any], error: str = "") -> None:
+            if self._frames_method == method:  # closed or switched meanwhile: leave the trait alone
+                self.scrubber = {**head, "state": state, "frames": frames, "error": error}
+
+        cached = self._frames_cache.get(key)
+        if cached is not None:
+            show("done", cached)
+            return "done", ""
+        show("running", {})
+        self.status = "computing"
+        self.progress = 0.0
+        display = display_function(self.classifier, self.inputs)
+        image = display(self.inputs[:1].detach())[0]
+        expected = expected_frames(method, params)
+        latest: list[Any] = [{}, 0.0]  # newest streamed frames dict, time it was shown
+
+        def on_event(event: str, data: Any) -> None:
+            if event != "frames" or time.perf_counter() - latest[1] < UPDATE_INTERVAL:
+                return
+            latest[1] = time.perf_counter()
+            try:
+                payload = snapshot_payload(data, 0, display, image, expected=expected, budget=self.frame_budget)
+            except Exception:  # a malformed snapshot must not stop the computation
+                return
+            if payload is not None:
+                latest[0] = payload
+                show("running", payload)
+
+        tracker = Progress(lambda f, _msg: setattr(self, "progress", float(f)), tqdm=False,
+                           cancel_event=cancel, on_event=on_event)
+        try:
+            result = attribute(self.classifier, self.inputs, method=method, target=target, progress=tracker,
+                               **{**params, "return_frames": True})
+            payload = result_payload(result, 0, display=display, budget=self.frame_budget)
+        except Cancelled:
+            show("cancelled", latest[0])
+            return "cancelled", ""
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            show("error", {}, error)
+            return "error", error
+        self._frames_cache.put(key, payload)
+        self.progress = 1.0
+        show("done", payload)
+        return "done", ""
+
     def _fallback_png(self) -> bytes | None:
         panels = []
         for method in self.methods:
-            entry = self._cache.get((method, self.target))
+            entry = self._cache.get(self._key(method, self.target, self.method_params.get(method, {})))
             panels.append((method, entry[0] if entry else None, entry[1] if entry else False))
         label = self.classifier.label(self.target)
         return render_png(self._display, panels, caption=f"explaining: {label}", **self.view_options())

@@ -1,5 +1,6 @@
 // Types mirroring the Python traits (docs/widget-protocol.md) and the slice of the anywidget
 // model API the views use. Kept local so the bundle has no runtime dependency.
+import type { FramesPayload } from "./frames";
 
 export type Callback = (...args: never[]) => void;
 
@@ -67,10 +68,34 @@ export interface Panel {
   layer?: string;
 }
 
+/** A numeric parameter a method declares tunable (a slider in its dashboard panel). */
+export interface TunableSpec {
+  min: number;
+  max: number;
+  step: number;
+  integer: boolean;
+  /** The method's default value (null when not a number). */
+  default: number | null;
+}
+
 /** One entry of `available_methods`. */
 export interface MethodInfo {
   name: string;
   family: string;
+  /** The method records scrubber frames (IG path steps, SmoothGrad samples). */
+  frames?: boolean;
+  tunable?: Record<string, TunableSpec>;
+}
+
+/** The dashboard's `scrubber` trait: the frames of one panel, or `{}` when closed. */
+export interface DashboardScrubber {
+  method: string;
+  target: number;
+  state: "pending" | "running" | "done" | "cancelled" | "error";
+  error: string;
+  params: Record<string, unknown>;
+  /** A frames dict (docs/widget-protocol.md, "ScrubberView") or `{}` before the first frames. */
+  frames: FramesPayload | Record<string, never>;
 }
 
 export interface DashboardTraits extends DisplayTraits {
@@ -84,6 +109,7 @@ export interface DashboardTraits extends DisplayTraits {
   available_methods: MethodInfo[];
   layers: string[];
   method_params: Record<string, Record<string, unknown>>;
+  scrubber: DashboardScrubber | Record<string, never>;
 }
 
 /** Messages from the kernel (`widget.send`). */

@@ -1,11 +1,13 @@
-// One method's result in the dashboard: title, remove button, (CAM) layer picker, state
-// (pending/running/error) or overlay + legend. The buttons only call back; the dashboard asks the kernel.
+// One method's result in the dashboard: title, frames toggle (IG / SmoothGrad), remove button, (CAM)
+// layer picker, sliders over the method's tunable parameters, state (pending/running/error) or overlay +
+// legend. While a panel recomputes, its last map stays, dimmed. The controls only call back; the
+// dashboard asks the kernel.
 import { isArrayDict } from "./arrays";
 import { h } from "./dom";
 import { formatSeconds } from "./format";
 import type { RGBAImage } from "./image";
 import { createLegend } from "./legend";
-import type { DisplayTraits, Panel } from "./model";
+import type { DisplayTraits, Panel, TunableSpec } from "./model";
 import { drawOverlay, overlayStyle } from "./overlay";
 import { scalarMapOf } from "./scalarmap";
 
@@ -20,12 +22,24 @@ export interface PanelInput {
   layers?: string[];
   /** The layer set in `method_params` ("" = automatic). */
   layer?: string;
+  /** The method records scrubber frames (shows the frames toggle). */
+  frames?: boolean;
+  /** The dashboard's scrubber shows this method's frames. */
+  framesOpen?: boolean;
+  /** The method's tunable parameters (one slider each). */
+  tunable?: Record<string, TunableSpec>;
+  /** The method's parameters (`method_params[method]`). */
+  params?: Record<string, unknown>;
 }
 
 export interface PanelCallbacks {
   /** The user chose a layer ("" = automatic). */
   onLayer?(layer: string): void;
   onRemove?(): void;
+  /** The user opened (true) or closed (false) the frames. */
+  onFrames?(open: boolean): void;
+  /** The user released a parameter slider at `value`. */
+  onParam?(name: string, value: number): void;
 }
 
 export interface PanelView {
@@ -45,10 +59,36 @@ const same = (a: PanelInput, b: PanelInput): boolean =>
   a.display.clip_percentile === b.display.clip_percentile &&
   a.family === b.family &&
   a.layers === b.layers &&
-  a.layer === b.layer;
+  a.layer === b.layer &&
+  a.frames === b.frames &&
+  a.framesOpen === b.framesOpen &&
+  a.tunable === b.tunable &&
+  a.params === b.params;
+
+/** Decimals that show every value on a slider of this step (0.05 -> 2). */
+export function stepDecimals(step: number): number {
+  if (!(step > 0) || Number.isInteger(step)) return 0;
+  const text = String(step);
+  const exp = text.match(/e-(\d+)$/);
+  if (exp) return Number(exp[1]);
+  return text.split(".")[1]?.length ?? 0;
+}
+
+/** The value a parameter slider shows: the set parameter when it is a number, else the default. */
+export function sliderValue(spec: TunableSpec, value: unknown): number | null {
+  if (typeof value === "number" && Number.isFinite(value)) return value;
+  return spec.default;
+}
+
+interface ParamSlider {
+  row: HTMLElement;
+  input: HTMLInputElement;
+  out: HTMLElement;
+  spec: TunableSpec;
+}
 
 export function createPanelView(method: string, callbacks: PanelCallbacks = {}): PanelView {
-  const title = h("span", "xw-panel-title", {}, [method]);
+  const title = h("span", "xw-panel-title", { title: method }, [method]);
   const seconds = h("span", "xw-seconds");
   const remove = h("button", "xw-remove", { type: "button", title: `remove ${method}`, "aria-label": `remove ${method}` }, ["×"]);
   const layerSelect = h("select", "xw-layer", { "aria-label": `${method} layer` });
@@ -57,24 +97,89 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
     layerSelect,
   ]);
   layerRow.hidden = true;
+  const framesToggle = h("button", "xw-frames-toggle", {
+    type: "button", "aria-pressed": "false", title: `scrub through ${method}'s frames`,
+  }, ["Frames"]);
+  framesToggle.hidden = true;
+  const paramRows = h("div", "xw-params");
   const canvas = h("canvas", "xw-heatmap-canvas", { role: "img", "aria-label": method });
   const legend = createLegend();
   const pending = h("div", "xw-pending", {}, [h("span", "xw-spinner", { "aria-hidden": "true" }), h("span", "xw-pending-text")]);
   const error = h("div", "xw-panel-error");
   const figure = h("div", "xw-figure", {}, [canvas, legend.el]);
   const el = h("div", "xw-panel", { "data-method": method }, [
-    h("div", "xw-panel-head", {}, [title, h("span", "xw-panel-actions", {}, [seconds, remove])]),
+    h("div", "xw-panel-head", {}, [title, h("span", "xw-panel-actions", {}, [seconds, framesToggle, remove])]),
     layerRow,
     figure,
     pending,
     error,
+    paramRows, // below the map, so the maps of a row of panels stay aligned
   ]);
   let last: PanelInput | null = null;
+  let drawn = false; // a map was drawn: it stays (dimmed) while the panel recomputes
 
   const onRemove = (): void => callbacks.onRemove?.();
   const onLayer = (): void => callbacks.onLayer?.(layerSelect.value);
+  const onFrames = (): void => callbacks.onFrames?.(framesToggle.getAttribute("aria-pressed") !== "true");
   remove.addEventListener("click", onRemove);
   layerSelect.addEventListener("change", onLayer);
+  framesToggle.addEventListener("click", onFrames);
+
+  // --- parameter sliders: rebuilt when the spec changes, values follow `params` ---------------
+  let sliders: ParamSlider[] = [];
+  let tunableKey = "";
+  let dragging: HTMLInputElement | null = null;
+  const onPointerDown = (ev: Event): void => {
+    dragging = ev.target instanceof HTMLInputElement ? ev.target : null;
+  };
+  const onPointerUp = (): void => {
+    dragging = null;
+  };
+  const onSliderInput = (ev: Event): void => {
+    const slider = sliders.find((s) => s.input === ev.target);
+    if (slider) slider.out.textContent = Number(slider.input.value).toFixed(stepDecimals(slider.spec.step));
+  };
+  const onSliderChange = (ev: Event): void => {
+    const slider = sliders.find((s) => s.input === ev.target);
+    if (slider) callbacks.onParam?.(slider.input.dataset.param!, Number(slider.input.value));
+  };
+  paramRows.addEventListener("pointerdown", onPointerDown);
+  window.addEventListener("pointerup", onPointerUp);
+  paramRows.addEventListener("input", onSliderInput);
+  paramRows.addEventListener("change", onSliderChange);
+
+  function renderParams(input: PanelInput): void {
+    const tunable = input.tunable ?? {};
+    const key = JSON.stringify(tunable);
+    if (key !== tunableKey) {
+      tunableKey = key;
+      sliders = Object.entries(tunable).map(([name, spec]) => {
+        const slider = h("input", "xw-param", {
+          type: "range", min: spec.min, max: spec.max, step: spec.step, "data-param": name,
+          "aria-label": `${method} ${name}`,
+        });
+        const out = h("span", "xw-value xw-param-value");
+        const row = h("label", "xw-control xw-param-control", { title: `${name}: ${spec.min} to ${spec.max}` }, [
+          h("span", "xw-control-name", {}, [name]), slider, out,
+        ]);
+        return { row, input: slider, out, spec };
+      });
+      paramRows.replaceChildren(...sliders.map((s) => s.row));
+    }
+    paramRows.hidden = sliders.length === 0;
+    for (const s of sliders) {
+      if (s.input === dragging) continue; // the user is moving it
+      const name = s.input.dataset.param!;
+      const value = sliderValue(s.spec, input.params?.[name]);
+      const raw = input.params?.[name];
+      if (value !== null) s.input.value = String(value);
+      s.out.textContent = value === null
+        ? String(raw ?? "")
+        : typeof raw === "number" || raw === undefined
+          ? value.toFixed(stepDecimals(s.spec.step))
+          : String(raw); // a non-numeric setting such as n_steps="auto"
+    }
+  }
 
   let layersKey = "";
   function renderLayers(input: PanelInput): void {
@@ -98,9 +203,12 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
   }
 
   function show(state: string): void {
+    const busy = state === "pending" || state === "running";
     el.dataset.state = state;
-    figure.hidden = state !== "done";
-    pending.hidden = state !== "pending" && state !== "running";
+    figure.hidden = !(state === "done" || (busy && drawn));
+    figure.classList.toggle("xw-busy", busy);
+    pending.hidden = !busy;
+    pending.classList.toggle("xw-pending-inline", drawn);
     error.hidden = state !== "error";
   }
 
@@ -108,6 +216,10 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
     if (last && same(last, input)) return false;
     last = input;
     renderLayers(input);
+    renderParams(input);
+    framesToggle.hidden = !input.frames;
+    framesToggle.setAttribute("aria-pressed", String(Boolean(input.framesOpen)));
+    framesToggle.classList.toggle("xw-on", Boolean(input.framesOpen));
     const p = input.panel;
     const state = p?.state ?? "pending";
     seconds.textContent = state === "done" && p ? formatSeconds(p.seconds) : "";
@@ -119,6 +231,7 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
       return true;
     }
     if (state === "error" || !isArrayDict(p?.heatmap)) {
+      drawn = false;
       show("error");
       error.textContent = p?.error || (state === "error" ? "error" : "no heatmap");
       return true;
@@ -128,6 +241,7 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
       const style = overlayStyle(map, input.display, Boolean(p.signed), input.image !== null);
       drawOverlay(canvas, input.image, map, style);
       legend.update(style, input.display.clip_percentile);
+      drawn = true;
       show("done");
     } catch (e) {
       show("error");
@@ -139,6 +253,11 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
   function destroy(): void {
     remove.removeEventListener("click", onRemove);
     layerSelect.removeEventListener("change", onLayer);
+    framesToggle.removeEventListener("click", onFrames);
+    paramRows.removeEventListener("pointerdown", onPointerDown);
+    window.removeEventListener("pointerup", onPointerUp);
+    paramRows.removeEventListener("input", onSliderInput);
+    paramRows.removeEventListener("change", onSliderChange);
   }
 
   return { el, update, destroy };

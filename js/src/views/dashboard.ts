@@ -13,7 +13,18 @@
 //                                          .xw-seconds, .xw-pending, .xw-panel-error,
 //                                          button.xw-remove (sends set_methods without this method),
 //                                          select.xw-layer (CAM family only: "" = auto, then `layers`;
-//                                          sends set_params {layer})
+//                                          sends set_params {layer}),
+//                                          input.xw-param[data-param="<name>"] one slider per tunable
+//                                          parameter (sends set_params {name: value} on release),
+//                                          .xw-param-value its value,
+//                                          button.xw-frames-toggle (methods with frames; aria-pressed
+//                                          when the scrubber shows them; sends frames {method | null}).
+//                                          While recomputing, the last map stays: .xw-figure.xw-busy
+//   .xw-frames                             the scrubber section (hidden when `scrubber` is {}):
+//                                          data-method, data-state = pending|running|done|cancelled|error,
+//                                          .xw-stale when computed for another class. Inside:
+//                                          .xw-frames-title, .xw-frames-state, button.xw-frames-close,
+//                                          .xw-frames-error and the scrubber (lib/scrubber.ts selectors)
 //   select.xw-add-method  button.xw-add    method picker (`available_methods` in optgroups by family;
 //                                          shown methods disabled); add sends set_methods
 //   .xw-picker-error                       a rejected set_methods/set_params/list_layers
@@ -26,14 +37,43 @@ import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
 import { h } from "../lib/dom";
 import { formatPercent } from "../lib/format";
 import { imageOf, type RGBAImage } from "../lib/image";
-import type { AnyModel, DashboardTraits, DisplayTraits, MethodInfo, Panel, Prediction, RenderProps } from "../lib/model";
+import type {
+  AnyModel, DashboardScrubber, DashboardTraits, DisplayTraits, MethodInfo, Panel, Prediction, RenderProps,
+} from "../lib/model";
 import { drawImage } from "../lib/overlay";
 import { createPanelView, type PanelView } from "../lib/panel";
 import { createRequests, type Request } from "../lib/requests";
+import { createScrubber, type Scrubber } from "../lib/scrubber";
 import { attachStyles } from "../lib/styles";
+
+const CSS = `
+.xw-panel-actions { display: inline-flex; align-items: center; gap: 4px; }
+.xw-frames-toggle, .xw-frames-close {
+  font: inherit; font-size: 11px; padding: 0 6px; border-radius: 3px; cursor: pointer;
+  color: var(--xw-fg2); background: var(--xw-bg); border: 1px solid var(--xw-border);
+}
+.xw-frames-toggle.xw-on { color: var(--xw-bg); background: var(--xw-accent); border-color: var(--xw-accent); }
+.xw-params { display: flex; flex-direction: column; gap: 2px; font-size: 12px; }
+.xw-param-control { display: grid; grid-template-columns: auto minmax(0, 1fr) auto; }
+.xw-param { width: 100%; min-width: 60px; margin: 0; accent-color: var(--xw-accent); }
+.xw-figure.xw-busy { opacity: .45; transition: opacity .2s; }
+.xw-pending.xw-pending-inline { aspect-ratio: auto; padding: 2px; background: none; justify-content: flex-start; }
+.xw-frames { display: flex; flex-direction: column; gap: 6px; padding-top: 8px; border-top: 1px solid var(--xw-border); }
+.xw-frames-head { display: flex; align-items: baseline; gap: 10px; }
+.xw-frames-title { font-weight: 600; }
+.xw-frames-state { color: var(--xw-fg2); font-size: 12px; flex: 1; }
+.xw-frames.xw-stale .xw-scrubber { opacity: .5; }
+`;
+
+const FRAME_STATES: Record<string, string> = {
+  pending: "waiting for the kernel…", running: "computing…", cancelled: "cancelled", error: "", done: "",
+};
 
 function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   attachStyles(el);
+  const extra = document.createElement("style");
+  extra.textContent = CSS;
+  el.append(extra);
   const display: AnyModel<DisplayTraits> = model;
   const requests = createRequests(model);
   const controls = createControls(display);
@@ -49,6 +89,15 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   const addSelect = h("select", "xw-add-method", { "aria-label": "method to add" });
   const addButton = h("button", "xw-add", { type: "button", title: "add a panel for this method" }, ["Add"]);
   const pickerError = h("span", "xw-picker-error xw-error", { role: "alert" });
+  const framesTitle = h("span", "xw-frames-title");
+  const framesState = h("span", "xw-frames-state", { "aria-live": "polite" });
+  const framesClose = h("button", "xw-frames-close", { type: "button", title: "close the frames", "aria-label": "close the frames" }, ["×"]);
+  const framesError = h("div", "xw-error xw-frames-error");
+  const frames = h("div", "xw-frames", { role: "region", "aria-label": "frames" }, [
+    h("div", "xw-frames-head", {}, [framesTitle, framesState, framesClose]),
+    framesError,
+  ]);
+  frames.hidden = true;
   const picker = h("div", "xw-method-picker xw-controls", {}, [
     h("label", "xw-control", {}, [h("span", "xw-control-name", {}, ["Method"]), addSelect]),
     addButton,
@@ -64,6 +113,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     h("div", "xw-main", {}, [
       h("div", "xw-topbar", {}, [heading, h("div", "xw-job", {}, [progress, status, cancel])]),
       panels,
+      frames,
       picker,
       controls.el,
     ]),
@@ -198,8 +248,8 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   };
   addButton.addEventListener("click", onAdd);
 
-  const familyOf = (method: string): string | undefined =>
-    (model.get("available_methods") ?? []).find((m) => m.name === method)?.family;
+  const infoOf = (method: string): MethodInfo | undefined =>
+    (model.get("available_methods") ?? []).find((m) => m.name === method);
 
   // The layer list is computed in the kernel on request, once; asked when a CAM panel first shows.
   let layersAsked = false;
@@ -227,15 +277,20 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
         view = createPanelView(method, {
           onRemove: () => setMethods(currentMethods().filter((m) => m !== method)),
           onLayer: (layer) => track(requests.send("set_params", { method, params: { layer: layer || null } })),
+          onParam: (name, value) => track(requests.send("set_params", { method, params: { [name]: value } })),
+          onFrames: (open) => track(requests.send("frames", { method: open ? method : null })),
         });
         views.set(method, view);
       }
-      const family = familyOf(method);
+      const info = infoOf(method);
+      const family = info?.family;
       if (family === "cam") askLayers();
       const layer = params[method]?.layer;
       view.update({
         panel: byMethod.get(method), image, display: disp, target, family, layers,
         layer: typeof layer === "string" ? layer : "",
+        frames: Boolean(info?.frames), framesOpen: framesMethod === method, tunable: info?.tunable,
+        params: params[method],
       });
       order.push(view.el);
     }
@@ -250,6 +305,59 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     const current = Array.from(panels.children);
     if (current.length !== order.length || order.some((e, i) => current[i] !== e)) panels.replaceChildren(...order);
   }
+
+  // --- frames: the scrubber over one panel's frames (created when opened) ------------------------
+  let scrubber: Scrubber | null = null;
+  let framesMethod = "";
+  let framesKey = "";
+  let framesShown: unknown = null;
+
+  function renderFrames(): void {
+    const raw = model.get("scrubber");
+    const s = raw && typeof raw.method === "string" && raw.method ? (raw as DashboardScrubber) : null;
+    const method = s?.method ?? "";
+    const changed = method !== framesMethod;
+    framesMethod = method;
+    frames.hidden = s === null;
+    if (s === null) {
+      if (scrubber) {
+        scrubber.destroy();
+        scrubber.el.remove();
+        scrubber = null;
+      }
+      framesKey = "";
+      framesShown = null;
+      if (changed) renderPanels();
+      return;
+    }
+    if (!scrubber) {
+      scrubber = createScrubber({ display: () => readDisplay(display) });
+      frames.append(scrubber.el);
+    }
+    const label = (model.get("predictions") ?? []).find((p) => p.index === s.target)?.label;
+    framesTitle.textContent = `Frames · ${s.method} · ${label ?? `class ${s.target}`}`;
+    framesState.textContent = FRAME_STATES[s.state] ?? s.state;
+    frames.dataset.method = s.method;
+    frames.dataset.state = s.state;
+    frames.classList.toggle("xw-stale", s.target !== model.get("target"));
+    framesError.textContent = s.error ?? "";
+    // Another panel, class or parameters: follow the newest frame again.
+    const key = JSON.stringify([s.method, s.target, s.params]);
+    if (key !== framesKey) {
+      framesKey = key;
+      scrubber.goTo(-1);
+    }
+    if (s.frames !== framesShown) {
+      framesShown = s.frames;
+      scrubber.load(s.frames, scrubber.current());
+    }
+    if (changed) renderPanels();
+  }
+
+  const onCloseFrames = (): void => {
+    track(requests.send("frames", { method: null }));
+  };
+  framesClose.addEventListener("click", onCloseFrames);
 
   // --- job: progress, status, cancel ---------------------------------------------------------
   function renderJob(): void {
@@ -278,6 +386,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   const onTarget = (): void => {
     renderSelection();
     renderPanels();
+    renderFrames();
   };
   const onMethods = (): void => {
     renderPicker();
@@ -286,6 +395,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   const onDisplay = (): void => {
     controls.sync();
     renderPanels();
+    scrubber?.restyle();
   };
   const listeners: [string, () => void][] = [
     ["change:image", onImage],
@@ -296,6 +406,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     ["change:available_methods", onMethods],
     ["change:layers", renderPanels],
     ["change:method_params", renderPanels],
+    ["change:scrubber", renderFrames],
     ["change:progress", renderJob],
     ["change:status", renderJob],
     ...DISPLAY_TRAITS.map((t): [string, () => void] => [`change:${t}`, onDisplay]),
@@ -305,6 +416,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   renderImage();
   renderPredictions();
   renderPicker();
+  renderFrames();
   renderPanels();
   renderJob();
 
@@ -316,8 +428,11 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     predictions.removeEventListener("keydown", onKey);
     cancel.removeEventListener("click", onCancel);
     addButton.removeEventListener("click", onAdd);
+    framesClose.removeEventListener("click", onCloseFrames);
+    scrubber?.destroy();
     for (const view of views.values()) view.destroy();
     root.remove();
+    extra.remove();
   };
 }
 

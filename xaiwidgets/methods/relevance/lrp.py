@@ -159,6 +159,7 @@ class LRPGamma(_LRP):
     name = "lrp_gamma"
     reference = "Montavon et al. 2019, LRP: An Overview (LNCS 11700)"
     defaults: ClassVar[dict[str, Any]] = {"gamma": 0.8, "stabilizer": 1e-6, **LRP_DEFAULTS}
+    tunable: ClassVar[dict[str, tuple[float, float, float]]] = {"gamma": (0.0, 1.0, 0.05)}
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
         GeneralizedGamma.seed(params["gamma"])
