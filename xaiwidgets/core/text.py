@@ -73,6 +73,11 @@ class Encoding:
     special: torch.Tensor  # (T,) bool
     word_ids: list[int | None]
     words: list[str]
+    #: per token ``(start, end)`` character offsets in ``text`` (None for special tokens); None when the
+    #: tokenizer gives no offsets (slow Hugging Face tokenizers)
+    token_spans: list[tuple[int, int] | None] | None = None
+    #: per word ``(start, end)`` character offsets in ``text``; None when unknown
+    word_spans: list[tuple[int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -203,6 +208,8 @@ class TextClassifier:
             special=torch.zeros(n, dtype=torch.bool),
             word_ids=list(range(n)),
             words=tokens,
+            token_spans=[(a, b) for _, a, b in pieces],
+            word_spans=[(a, b) for _, a, b in pieces],
         )
 
     def _encode_hf(self, text: str) -> Encoding:
@@ -224,7 +231,10 @@ class TextClassifier:
             remap = {w: i for i, w in enumerate(order)}
             word_ids = [None if w is None else remap[w] for w in word_ids]
             words = [text[spans[w][0] : spans[w][1]] for w in order]
+            token_spans = [None if s else (int(a), int(b)) for s, (a, b) in zip(special, enc["offset_mapping"])]
+            word_spans = [(int(spans[w][0]), int(spans[w][1])) for w in order]
         else:  # slow tokenizer: merge WordPiece continuations ("##")
+            token_spans = word_spans = None
             word_ids, words = [], []
             for t, s in zip(tokens, special):
                 if s:
@@ -244,6 +254,8 @@ class TextClassifier:
             special=special_t,
             word_ids=word_ids,
             words=words,
+            token_spans=token_spans,
+            word_spans=word_spans,
         )
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -379,6 +391,18 @@ class TextClassifier:
             return [enc.tokens[i] for i in enc.positions.tolist()]
         if level == "word":
             return list(enc.words)
+        raise ParameterError(f"level must be 'token' or 'word', got {level!r}")
+
+    def feature_spans(self, text: str | Encoding, level: str = "token") -> list[tuple[int, int]] | None:
+        """``(start, end)`` character offsets in the text of each of :meth:`features`, or None when the
+        tokenizer gives no offsets."""
+        enc = text if isinstance(text, Encoding) else self.encode(text)
+        if level == "token":
+            if enc.token_spans is None:
+                return None
+            return [enc.token_spans[i] for i in enc.positions.tolist()]  # type: ignore[misc]
+        if level == "word":
+            return None if enc.word_spans is None else list(enc.word_spans)
         raise ParameterError(f"level must be 'token' or 'word', got {level!r}")
 
     def feature_positions(self, enc: Encoding, level: str = "token") -> torch.Tensor:

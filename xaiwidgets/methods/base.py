@@ -75,6 +75,10 @@ class Method:
         **params: Any,
     ) -> Attribution:
         """Explain ``inputs`` for ``target`` (None: the predicted class). See the class docstring."""
+        from .modalities import attribute_adapter, is_adapter
+
+        if is_adapter(self.model):  # texts of a TextClassifier, rows of a TabularModel
+            return attribute_adapter(self, inputs, target, params, progress)
         params = self.resolve_params(params)
         device = resolve_device(self.model, params.get("device"))
         x = as_batch(inputs, self.model, device=device)
