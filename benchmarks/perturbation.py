@@ -1,46 +1,94 @@
 """Perturbation methods vs peers, same process, same model and sample counts (run by hand).
 
-(a) End to end on the demo EfficientNet-Lite0 (224x224, batch 1): occlusion vs captum ``Occlusion``,
-    LIME vs lime's ``LimeImageExplainer`` (500 samples), KernelSHAP vs shap ``KernelExplainer`` with a
-    straightforward numpy masking function (same superpixels, same sample count).
-(b) Per-sample overhead with a trivial model (a few arithmetic ops): ours vs lime and shap.
+(a) End to end on the demo EfficientNet-Lite0 (224x224, batch 1): occlusion vs captum ``Occlusion``, LIME
+    vs lime's ``LimeImageExplainer``, KernelSHAP vs shap's ``KernelExplainer`` with a straightforward numpy
+    masking function (one masked image per model call), Shapley sampling vs captum ``ShapleyValueSampling``.
+    Same superpixels (lime's quickshift) and sample counts; ours with its default (measured) batch size.
+(b) The methods' own overhead per sample with a trivial model (mean of the input times 2, 1 x 2 scores):
+    wall time minus the time spent inside the trivial model's arithmetic, divided by the number of model
+    evaluations; for shap the numpy masking function is overhead (it is the work shap leaves to the user).
+    Two inputs with 50 features: a tiny 3x5x10 image (one feature per pixel: the machinery alone) and a
+    224x224 image cut into 5x10 patches (building 50k-pixel masked inputs dominates).
 
-Prints medians of several runs and the ratio ours/peer.   python benchmarks/perturbation.py [--quick] [--overhead-only]
+Every comparison alternates ours and the peer ``--reps`` times in one process (fair on a shared machine)
+and prints the median and the minimum per side and their ratios, ours/peer (< 1: ours is faster).
+
+    python benchmarks/perturbation.py [--quick | --full] [--overhead-only | --end-to-end-only]
+                                      [--reps R] [--threads T]
+
+``--quick``: 100 samples end to end, 1 rep; default: 200 samples, 3 reps; ``--full``: the 500-sample run
+(and 2000 samples in (b)).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import statistics
-import sys
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 import xaiwidgets as xw
-import xaiwidgets.methods.perturbation
+import xaiwidgets.methods.perturbation  # registers the methods
 
 warnings.filterwarnings("ignore")
-QUICK = "--quick" in sys.argv
-REPS = 1 if QUICK else 3
 
 
-def median_time(fn, reps=REPS):
-    times = []
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="100 samples end to end, 1 rep")
+    size.add_argument("--full", action="store_true", help="500 samples end to end, 2000 in (b)")
+    part = p.add_mutually_exclusive_group()
+    part.add_argument("--overhead-only", action="store_true")
+    part.add_argument("--end-to-end-only", action="store_true")
+    p.add_argument("--reps", type=int, default=None, help="alternating runs per side (default 3, quick 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    return p.parse_args()
+
+
+def interleaved(ours: Callable[[], object], peer: Callable[[], object], reps: int) -> tuple[list[float], list[float]]:
+    """Wall times of ``reps`` alternating runs (ours first), after one untimed warm-up run each."""
+    ours(), peer()
+    t_ours, t_peer = [], []
     for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, out in ((ours, t_ours), (peer, t_peer)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return t_ours, t_peer
 
 
-def row(name, ours, peer):
-    print(f"{name:<44} ours {ours:8.3f} s   peer {peer:8.3f} s   ours/peer {ours / peer:6.2f}x", flush=True)
+def row(name: str, ours: list[float], peer: list[float], unit: str = "s", scale: float = 1.0) -> None:
+    mo, mp = statistics.median(ours) * scale, statistics.median(peer) * scale
+    lo, lp = min(ours) * scale, min(peer) * scale
+    print(
+        f"  {name:<46} ours {mo:9.3f} {unit} (min {lo:8.3f})   peer {mp:9.3f} {unit} (min {lp:8.3f})   "
+        f"ours/peer {mo / mp:6.3f}x (min/min {lo / lp:6.3f}x)",
+        flush=True,
+    )
 
 
-def end_to_end():
-    from captum.attr import Occlusion
+def quiet(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with stderr swallowed (lime draws a tqdm bar)."""
+
+    def run() -> object:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return fn()
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------ (a) end to end
+
+
+def end_to_end(n_samples: int, reps: int) -> None:
+    from captum.attr import Occlusion, ShapleyValueSampling
     from lime.lime_image import LimeImageExplainer
     from shap import KernelExplainer
     from skimage.segmentation import quickshift
@@ -50,65 +98,47 @@ def end_to_end():
     clf = imagenet_classifier()
     model = clf.model.eval()
     x = clf.preprocess(load_image("chelsea"))
-    target = int(model(x).argmax())
-    print(f"(a) end to end, EfficientNet-Lite0 224x224, batch 1, {torch.get_num_threads()} threads")
+    with torch.no_grad():
+        target = int(model(x).argmax())
+    print(f"(a) end to end, EfficientNet-Lite0 224x224, batch 1, {n_samples} samples, {reps} alternating runs")
 
-    for n in (1,) if QUICK else (1, 8):
-        xb = x.expand(n, -1, -1, -1).contiguous()
-        ours = median_time(
-            lambda xb=xb: xw.attribute(
-                model, xb, method="occlusion", window=56, stride=28, target=target, batch_size=64, progress=False
-            )
-        )
-        peer = median_time(
-            lambda xb=xb: Occlusion(model).attribute(
-                xb, target=target, sliding_window_shapes=(3, 56, 56), strides=(3, 28, 28), perturbations_per_eval=64
-            )
-        )
-        row(f"occlusion 56/28 (49 windows), batch {n}", ours, peer)
+    ours, peer = interleaved(
+        lambda: xw.attribute(model, x, method="occlusion", window=56, stride=28, target=target, progress=False),
+        lambda: Occlusion(model).attribute(
+            x, target=target, sliding_window_shapes=(3, 56, 56), strides=(3, 28, 28), perturbations_per_eval=64
+        ),
+        reps,
+    )
+    row("occlusion 56/28 (49 windows) vs captum (64/eval)", ours, peer)
 
     img = clf.to_display(x)[0]  # uint8 HWC
     seg = quickshift(img.astype(np.float64) / 255, kernel_size=4, max_dist=200, ratio=0.2)
     m = int(seg.max()) + 1
+    seg_t = torch.as_tensor(seg)
     mean = torch.tensor(clf.mean).view(1, 3, 1, 1)
     std = torch.tensor(clf.std).view(1, 3, 1, 1)
 
-    def classifier_fn(images):  # lime's interface: float HWC images in [0, 1] -> probabilities
+    def classifier_fn(images: np.ndarray) -> np.ndarray:  # lime's interface: float HWC in [0, 1] -> probabilities
         t = torch.as_tensor(np.asarray(images), dtype=torch.float32).permute(0, 3, 1, 2)
         with torch.no_grad():
             return model((t - mean) / std).softmax(1).numpy()
 
-    n_samples = 100 if QUICK else 500
-    ours = median_time(
-        lambda: xw.attribute(
-            clf,
-            x,
-            method="lime",
-            n_samples=n_samples,
-            target=target,
-            segments=torch.as_tensor(seg),
-            batch_size=10,
-            progress=False,
-        )
-    )
     explainer = LimeImageExplainer(random_state=0)
-    peer = median_time(
-        lambda: explainer.explain_instance(
-            img.astype(np.float64) / 255,
-            classifier_fn,
-            labels=(target,),
-            top_labels=None,
-            hide_color=0,
-            num_samples=n_samples,
-            batch_size=10,
-            segmentation_fn=lambda im: seg,
-        )
+    ours, peer = interleaved(
+        lambda: xw.attribute(clf, x, method="lime", n_samples=n_samples, target=target, segments=seg_t, progress=False),
+        quiet(
+            lambda: explainer.explain_instance(
+                img.astype(np.float64) / 255, classifier_fn, labels=(target,), top_labels=None, hide_color=0,
+                num_samples=n_samples, batch_size=10, segmentation_fn=lambda im: seg,
+            )
+        ),
+        reps,
     )
-    row(f"lime {n_samples} samples ({m} superpixels)", ours, peer)
+    row(f"lime ({m} superpixels) vs lime (batch 10)", ours, peer)
 
     xn = x[0].numpy()
 
-    def masked_model(z):  # a straightforward numpy masking function, one image at a time
+    def masked_model(z: np.ndarray) -> np.ndarray:  # a straightforward numpy masking function, one image a call
         out = []
         for zi in z:
             mask = zi[seg].astype(np.float32)
@@ -116,104 +146,154 @@ def end_to_end():
                 out.append(model(torch.as_tensor(xn * mask)[None])[0, target].item())
         return np.array(out)
 
-    ours = median_time(
-        lambda: xw.attribute(
-            clf,
-            x,
-            method="kernel_shap",
-            n_samples=n_samples,
-            target=target,
-            segments=torch.as_tensor(seg),
-            batch_size=64,
-            progress=False,
-        ),
-        1,
-    )
     ks = KernelExplainer(masked_model, np.zeros((1, m)))
-    peer = median_time(lambda: ks.shap_values(np.ones((1, m)), nsamples=n_samples, silent=True), 1)
-    row(f"kernel_shap {n_samples} samples ({m} superpixels)", ours, peer)
+    ours, peer = interleaved(
+        lambda: xw.attribute(
+            model, x, method="kernel_shap", n_samples=n_samples, target=target, segments=seg_t, progress=False
+        ),
+        lambda: ks.shap_values(np.ones((1, m)), nsamples=n_samples, silent=True),
+        reps,
+    )
+    row(f"kernel_shap ({m} superpixels) vs shap KernelExplainer", ours, peer)
+
+    n_perm = max(1, n_samples // m)  # about n_samples evaluations on each side
+    ours, peer = interleaved(
+        lambda: xw.attribute(
+            model, x, method="shapley_sampling", n_samples=n_perm, target=target, segments=seg_t, progress=False
+        ),
+        lambda: ShapleyValueSampling(model).attribute(
+            x, target=target, feature_mask=seg_t[None, None], n_samples=n_perm, perturbations_per_eval=16
+        ),
+        reps,
+    )
+    row(f"shapley_sampling ({n_perm} orderings) vs captum (16/eval)", ours, peer)
 
 
-def overhead():
+# ------------------------------------------------------------------------------------ (b) per-sample overhead
+
+
+def grid(h: int, w: int, rows: int, cols: int) -> np.ndarray:
+    """Labels of a ``rows`` x ``cols`` grid of patches over an ``h`` x ``w`` image."""
+    return (np.arange(h)[:, None] * rows // h) * cols + np.arange(w)[None, :] * cols // w
+
+
+class Clock:
+    """Seconds spent inside the trivial model (reset per run)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+
+def overhead(n: int, reps: int) -> None:
+    from captum.attr import ShapleyValueSampling
     from lime.lime_image import LimeImageExplainer
     from shap import KernelExplainer
 
-    print("(b) per-sample overhead, trivial model (mean of the image times 2), 224x224")
-    h = w = 224
-    img = np.random.RandomState(0).rand(h, w, 3)
-    seg = (np.arange(h)[:, None] // 28) * 8 + np.arange(w)[None, :] // 28  # 64 patches
-    m = 64
-    x = torch.as_tensor(img, dtype=torch.float32).permute(2, 0, 1)[None]
+    print(
+        f"(b) the methods' own overhead per model evaluation, trivial model, {n} samples, 50 features "
+        f"(wall time minus time inside the model), {torch.get_num_threads()} torch thread(s), "
+        f"median of {reps} alternating runs"
+    )
+    clock = Clock()
 
     class Trivial(torch.nn.Module):
-        def forward(self, t):
-            s = t.mean(dim=(1, 2, 3))
-            return torch.stack([s, 2 * s], 1)
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            start = time.perf_counter()
+            s = t.mean(dim=tuple(range(1, t.dim())))
+            out = torch.stack([s, 2 * s], 1)
+            clock.seconds += time.perf_counter() - start
+            clock.calls += t.shape[0]
+            return out
+
+    def trivial_np(images: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        a = np.asarray(images).reshape(len(images), -1).mean(1)
+        out = np.stack([a, 2 * a], 1)
+        clock.seconds += time.perf_counter() - start
+        clock.calls += len(images)
+        return out
 
     model = Trivial()
-    n = 1000
 
-    def lime_fn(images):
-        a = np.asarray(images).mean(axis=(1, 2, 3))
-        return np.stack([a, 2 * a], 1)
+    def per_eval(fn: Callable[[], object], repeat: int = 1) -> float:
+        """Overhead per model evaluation of ``repeat`` back-to-back runs of ``fn``, in seconds."""
+        clock.reset()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        return (time.perf_counter() - start - clock.seconds) / max(1, clock.calls)
 
-    ours = median_time(
-        lambda: xw.attribute(
-            model,
-            x,
-            method="lime",
-            n_samples=n,
-            segments=torch.as_tensor(seg),
-            target=1,
-            batch_size=100,
-            progress=False,
+    def measure(name: str, ours: Callable[[], object], peer: Callable[[], object]) -> None:
+        # warm up, then repeat the faster side so both timed stretches last about as long: a busy machine
+        # preempts for whole time slices, which would hit a 3 ms run as a 2x and a 40 ms run as a 1.1x
+        per_eval(ours), per_eval(peer)
+        start = time.perf_counter()
+        ours()
+        t_ours = time.perf_counter() - start
+        start = time.perf_counter()
+        peer()
+        t_peer = time.perf_counter() - start
+        k_ours, k_peer = max(1, round(t_peer / t_ours)), max(1, round(t_ours / t_peer))
+        t_o, t_p = [], []
+        for _ in range(reps):
+            t_o.append(per_eval(ours, k_ours))
+            t_p.append(per_eval(peer, k_peer))
+        row(name, t_o, t_p, unit="us", scale=1e6)
+
+    for label, (h, w), seg in (
+        ("3x5x10 image, a feature per pixel", (5, 10), np.arange(50).reshape(5, 10)),
+        ("3x224x224 image, 5x10 patches", (224, 224), grid(224, 224, 5, 10)),
+    ):
+        print(f" {label}")
+        img = np.random.RandomState(0).rand(h, w, 3)
+        x = torch.as_tensor(img, dtype=torch.float32).permute(2, 0, 1)[None].contiguous()
+        seg_t = torch.as_tensor(seg)
+        m = int(seg.max()) + 1
+
+        def shap_fn(z: np.ndarray, img=img, seg=seg) -> np.ndarray:  # numpy masking, then the trivial model
+            return trivial_np(np.stack([img * zi[seg][:, :, None] for zi in z]))[:, 1]
+
+        ks = KernelExplainer(shap_fn, np.zeros((1, m)))
+        measure(
+            "kernel_shap vs shap KernelExplainer",
+            lambda x=x, seg_t=seg_t: xw.attribute(model, x, method="kernel_shap", n_samples=n, segments=seg_t,
+                                                  target=1, progress=False),
+            lambda ks=ks, m=m: ks.shap_values(np.ones((1, m)), nsamples=n, silent=True),
         )
-    )
-    peer = median_time(
-        lambda: LimeImageExplainer(random_state=0).explain_instance(
-            img,
-            lime_fn,
-            labels=(1,),
-            top_labels=None,
-            hide_color=0,
-            num_samples=n,
-            batch_size=100,
-            segmentation_fn=lambda im: seg,
+        explainer = LimeImageExplainer(random_state=0)
+        measure(
+            "lime vs lime LimeImageExplainer",
+            lambda x=x, seg_t=seg_t: xw.attribute(model, x, method="lime", n_samples=n, segments=seg_t, target=1,
+                                                  progress=False),
+            quiet(
+                lambda img=img, seg=seg, explainer=explainer: explainer.explain_instance(
+                    img, trivial_np, labels=(1,), top_labels=None, hide_color=0, num_samples=n, batch_size=100,
+                    segmentation_fn=lambda im: seg,
+                )
+            ),
         )
-    )
-    print(
-        f"{'lime, per sample':<44} ours {ours / n * 1e3:8.3f} ms  peer {peer / n * 1e3:8.3f} ms  "
-        f"ours/peer {ours / peer:6.3f}x"
-    )
-
-    def shap_fn(z):
-        out = []
-        for zi in z:
-            out.append(2 * (img * zi[seg][:, :, None]).mean())
-        return np.array(out)
-
-    ours = median_time(
-        lambda: xw.attribute(
-            model,
-            x,
-            method="kernel_shap",
-            n_samples=n,
-            segments=torch.as_tensor(seg),
-            target=1,
-            batch_size=100,
-            progress=False,
+        n_perm = max(1, n // m)
+        measure(
+            f"shapley_sampling ({n_perm} orderings) vs captum (64/eval)",
+            lambda x=x, seg_t=seg_t, n_perm=n_perm: xw.attribute(model, x, method="shapley_sampling", n_samples=n_perm,
+                                                                 segments=seg_t, target=1, progress=False),
+            lambda x=x, seg_t=seg_t, n_perm=n_perm: ShapleyValueSampling(model).attribute(
+                x, target=1, feature_mask=seg_t[None, None], n_samples=n_perm, perturbations_per_eval=64
+            ),
         )
-    )
-    ks = KernelExplainer(shap_fn, np.zeros((1, m)))
-    peer = median_time(lambda: ks.shap_values(np.ones((1, m)), nsamples=n, silent=True))
-    print(
-        f"{'kernel_shap, per sample':<44} ours {ours / n * 1e3:8.3f} ms  peer {peer / n * 1e3:8.3f} ms  "
-        f"ours/peer {ours / peer:6.3f}x"
-    )
 
 
 if __name__ == "__main__":
+    args = parse()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    reps = args.reps or (1 if args.quick else 3)
     torch.manual_seed(0)
-    if "--overhead-only" not in sys.argv:
-        end_to_end()
-    overhead()
+    if not args.overhead_only:
+        end_to_end(100 if args.quick else 500 if args.full else 200, reps)
+    if not args.end_to_end_only:
+        overhead(2000 if args.full else 1000, max(reps, 5))

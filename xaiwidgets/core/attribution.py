@@ -91,7 +91,8 @@ class Attribution:
 
     def show(self, index: int = 0, **view_options: Any):
         """Text and tabular results (one value per token, word or column): a TokenView, AnchorView or
-        ForcePlot; images: a ScrubberView when the result has frames (``return_frames=True``), else a
+        ForcePlot; images: a ScrubberView when the result has frames (``return_frames=True``), an
+        EstimateView when it has running estimates (``stream_every``: ``frame_kind="estimate"``), else a
         HeatmapView."""
         if self.values.dim() == 2 or self.method == "anchors":
             from ..widgets.featureviews import feature_view
@@ -101,6 +102,10 @@ class Attribution:
             from ..widgets.scrubber import ScrubberView
 
             return ScrubberView.from_attribution(self, index=index, **view_options)
+        if self.frames is not None and self.frame_kind == "estimate" and self.values.dim() == 4:
+            from ..widgets.estimate import EstimateView
+
+            return EstimateView.from_attribution(self, index=index, **view_options)
         from ..widgets.heatmap import HeatmapView
 
         return HeatmapView.from_attribution(self, index=index, **view_options)

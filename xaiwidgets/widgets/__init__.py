@@ -2,6 +2,7 @@
 
 from .anchor import AnchorView
 from .dashboard import ExplainDashboard, explain
+from .estimate import EstimateView, stream
 from .export import to_html
 from .forceplot import ForcePlot
 from .heatmap import HeatmapView
@@ -9,5 +10,6 @@ from .scrubber import ScrubberView
 from .tokens import TokenView
 
 __all__ = [
-    "AnchorView", "ExplainDashboard", "ForcePlot", "HeatmapView", "ScrubberView", "TokenView", "explain", "to_html",
+    "AnchorView", "EstimateView", "ExplainDashboard", "ForcePlot", "HeatmapView", "ScrubberView", "TokenView",
+    "explain", "stream", "to_html",
 ]

@@ -16,6 +16,14 @@ export interface RefLine {
   className: string;
 }
 
+/** A shaded area between two curves over the same xs (e.g. an estimate +- 2 standard errors). */
+export interface Band {
+  xs: ArrayLike<number>;
+  lo: ArrayLike<number>;
+  hi: ArrayLike<number>;
+  className: string;
+}
+
 export interface Bracket {
   y0: number;
   y1: number;
@@ -28,6 +36,8 @@ export interface PlotSpec {
   /** Index into series[0] of the current point, or -1. */
   marker: number;
   bracket: Bracket | null;
+  /** Shaded areas drawn under the series (optional). */
+  bands?: Band[];
   xLabel: string;
   /** Fixed x domain (e.g. [0, 1] for alphas); default: the data's. */
   xDomain?: [number, number];
@@ -88,12 +98,25 @@ export function polylinePoints(xs: ArrayLike<number>, ys: ArrayLike<number>, sx:
   return parts.join(" ");
 }
 
+/** "x,y ..." of a band's outline: along `hi` left to right, back along `lo` (non-finite points skipped). */
+export function bandPoints(band: Band, sx: Scale, sy: Scale): string {
+  const upper = polylinePoints(band.xs, band.hi, sx, sy);
+  const n = Math.min(band.xs.length, band.lo.length);
+  const lower: string[] = [];
+  for (let i = n - 1; i >= 0; i--) {
+    if (!Number.isFinite(band.xs[i]) || !Number.isFinite(band.lo[i]) || !Number.isFinite(band.hi[i])) continue;
+    lower.push(`${sx(band.xs[i]).toFixed(1)},${sy(band.lo[i]).toFixed(1)}`);
+  }
+  return upper && lower.length ? `${upper} ${lower.join(" ")}` : "";
+}
+
 /** The x and y scales of a spec in a box (y grows upwards; 6% headroom). */
 export function plotScales(spec: PlotSpec, box: Box): { sx: Scale; sy: Scale } {
   const xd = spec.xDomain ?? extent(...spec.series.map((s) => s.xs));
   const extra = spec.refs.map((r) => r.y);
   if (spec.bracket) extra.push(spec.bracket.y0, spec.bracket.y1);
-  let [y0, y1] = extent(...spec.series.map((s) => s.ys), extra);
+  const bands = (spec.bands ?? []).flatMap((b) => [b.lo, b.hi]);
+  let [y0, y1] = extent(...spec.series.map((s) => s.ys), ...bands, extra);
   const pad = (y1 - y0) * 0.06;
   y0 = y0 >= 0 ? Math.max(0, y0 - pad) : y0 - pad; // non-negative data keeps 0 as its floor
   y1 += pad;
@@ -154,6 +177,9 @@ export function createLinePlot(box: Box = { width: 300, height: 150, left: 44, r
         s("line", { class: `xw-lineplot-ref ${r.className}`, x1: box.left, x2: right, y1: y, y2: y }),
         s("text", { class: "xw-lineplot-label", x: box.left + 3, y: y - 3 }, r.label),
       );
+    }
+    for (const band of spec.bands ?? []) {
+      svg.append(s("polygon", { class: `xw-lineplot-band ${band.className}`, points: bandPoints(band, sx, sy) }));
     }
     for (const series of spec.series) {
       svg.append(s("polyline", { class: `xw-lineplot-line ${series.className}`, points: polylinePoints(series.xs, series.ys, sx, sy) }));

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,6 +26,15 @@ def check_positive_int(params: dict[str, Any], name: str, minimum: int = 1) -> N
     require(
         isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
         f"{name} must be an integer >= {minimum}, got {value!r}",
+    )
+
+
+def check_batch_size(params: dict[str, Any]) -> None:
+    """``batch_size``: rows per model call, or None to let the method measure the fastest size."""
+    value = params.get("batch_size")
+    require(
+        value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1),
+        f"batch_size must be None (chosen by measuring) or an integer >= 1, got {value!r}",
     )
 
 
@@ -90,6 +100,48 @@ def assemble(
 
 def _same_shape(games: list[Game]) -> bool:
     return len({tuple(g.masker.segments.shape) for g in games}) == 1
+
+
+@dataclass
+class Running:
+    """The estimate of the input in progress when a method was cancelled (all samples evaluated so far)."""
+
+    values: torch.Tensor
+    stderr: torch.Tensor | None
+    n_samples: int
+
+
+def cancelled_result(
+    method: str,
+    games: list[Game],
+    finished: list[torch.Tensor],
+    finished_stderr: list[torch.Tensor | None],
+    finished_samples: list[int],
+    running: Running | None,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    scores: torch.Tensor,
+) -> Attribution:
+    """The best estimate at cancellation: finished inputs, the running estimate of the current one (every
+    sample evaluated so far), zeros for the rest. Flagged in ``extras``: ``cancelled=True``, ``complete``
+    (per input), ``n_samples_done`` (per input) and ``stderr`` (per input, None where unknown)."""
+    parts, errs, counts = list(finished), list(finished_stderr), list(finished_samples)
+    if running is not None:
+        parts.append(running.values)
+        errs.append(running.stderr)
+        counts.append(int(running.n_samples))
+    while len(parts) < len(games):
+        parts.append(torch.zeros(games[len(parts)].n_features, dtype=torch.float64, device=inputs.device))
+        errs.append(None)
+        counts.append(0)
+    values, extras = assemble(games, [p.to(inputs.device) for p in parts], inputs, target, scores)
+    extras.update(
+        cancelled=True,
+        complete=[i < len(finished) for i in range(len(games))],
+        n_samples_done=counts,
+        stderr=errs,
+    )
+    return Attribution(values=values, method=method, target=target, scores=scores, extras=extras)
 
 
 def partial_attribution(

@@ -9,7 +9,7 @@ images, tabular rows and (later) tokens.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ...core.errors import ParameterError
 from ...core.progress import Progress
 from ...core.targets import scores_from_output
+from .._chunks import ChunkPlanner, Retry, row_bytes
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 BASELINES = ("black", "mean", "blur")
@@ -235,15 +236,27 @@ class Masker:
         self._flat = segments.reshape(-1)
         self._delta = x - baseline  # (B, ...)
 
-    def inputs(self, z: torch.Tensor) -> torch.Tensor:
-        """Masked inputs ``(S * B, ...)`` for coalitions ``z`` ``(S, M)`` (0/1, bool or float)."""
+    def inputs(self, z: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Masked inputs ``(S * B, ...)`` for coalitions ``z`` ``(S, M)`` (0/1, bool or float).
+
+        ``out`` (optional) is a buffer of at least ``S * B`` rows to write into (no allocation per call).
+        """
         z = z.to(device=self.x.device, dtype=self.x.dtype)
+        s = z.shape[0]
         # index_select is much faster than advanced indexing for a long index
-        mask = torch.index_select(z, 1, self._flat).view(z.shape[0], *self.segments.shape)  # (S, *seg)
+        mask = torch.index_select(z, 1, self._flat).view(s, *self.segments.shape)  # (S, *seg)
+        if out is not None:
+            out = out[: s * self.n_background]
         if self.n_background == 1:
-            return torch.addcmul(self.baseline, mask, self._delta)  # b + mask * (x - b)
-        out = torch.addcmul(self.baseline.unsqueeze(0), mask.unsqueeze(1), self._delta.unsqueeze(0))
-        return out.reshape(-1, *self.x.shape[1:])
+            if out is None:
+                return torch.addcmul(self.baseline, mask, self._delta)  # b + mask * (x - b)
+            return torch.addcmul(self.baseline, mask, self._delta, out=out.view(s, *self.x.shape[1:]))
+        shape = (s, self.n_background, *self.x.shape[1:])
+        b, m, d = self.baseline.unsqueeze(0), mask.unsqueeze(1), self._delta.unsqueeze(0)
+        if out is None:
+            return torch.addcmul(b, m, d).reshape(-1, *self.x.shape[1:])
+        torch.addcmul(b, m, d, out=out.view(shape))
+        return out
 
     def to_input_space(self, phi: torch.Tensor) -> torch.Tensor:
         """Per-feature values ``(..., M)`` spread over the input ``(..., *x.shape[1:])``."""
@@ -273,34 +286,99 @@ def target_values(
     return torch.cat(out) if out else inputs.new_zeros(0)
 
 
+def first_occurrence(z: torch.Tensor) -> torch.Tensor:
+    """``source[k]``: the index of the first row of ``z`` ``(S, M)`` equal to row ``k``."""
+    _, inverse = torch.unique(z, dim=0, return_inverse=True)
+    positions = torch.arange(z.shape[0], device=z.device)
+    first = torch.full((int(inverse.max()) + 1 if z.shape[0] else 0,), z.shape[0], device=z.device)
+    first.scatter_reduce_(0, inverse, positions, reduce="amin")
+    return first[inverse]
+
+
+def distinct_chunks(game: Game, z: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    """Evaluate each distinct coalition of ``z`` once, in order of first appearance, a model batch at a time.
+
+    Sampled coalitions repeat (KernelSHAP draws the small and large sizes often, every Shapley ordering
+    starts with a singleton): 7-30% of the rows for 16-50 features and 500-1000 samples. Yields
+    ``(covered, values)`` after each batch, where ``values[:covered]`` is ``v(z[:covered])``.
+    """
+    s = z.shape[0]
+    source = first_occurrence(z)
+    new = torch.nonzero(source == torch.arange(s, device=z.device)).squeeze(1)
+    values = torch.empty(s, dtype=game.masker.x.dtype, device=z.device)
+    taken = covered = 0
+    while covered < s:
+        idx = new[taken : taken + game.chunk]
+        values[idx] = game(z[idx]).to(values.dtype)
+        taken += idx.numel()
+        end = int(new[taken]) if taken < new.numel() else s
+        values[covered:end] = values[source[covered:end]]
+        covered = end
+        yield covered, values
+
+
 class Game:
-    """The cooperative game ``v(z) = E_background f_target(x_z)`` of one input, evaluated in batches."""
+    """The cooperative game ``v(z) = E_background f_target(x_z)`` of one input, evaluated in batches.
+
+    ``batch_size`` fixes the rows per model call; ``None`` lets :class:`ChunkPlanner` measure the fastest
+    size (on CPU large batches spill the cache; the probes are real work). Masked inputs are written into
+    one reused buffer, so a call allocates nothing per chunk.
+    """
 
     def __init__(
         self,
         model: Callable[[torch.Tensor], object],
         masker: Masker,
         target: int,
-        batch_size: int,
+        batch_size: int | None,
         progress: Progress | None = None,
     ) -> None:
         self.model = model
         self.masker = masker
         self.target = int(target)
-        self.batch_size = max(1, int(batch_size))
+        self.planner = ChunkPlanner(
+            row_bytes(masker.x), masker.x.device, None if batch_size is None else max(1, int(batch_size))
+        )
         self.progress = progress
         self.n_features = masker.n_features
         self.evaluations = 0
+        self._buffer: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        """Model rows per call (the planner's current size)."""
+        return self.planner.size
+
+    @property
+    def chunk(self) -> int:
+        """Coalitions per model call (each coalition is one row per background row)."""
+        return max(1, self.planner.size // self.masker.n_background)
+
+    def _buffer_for(self, rows: int) -> torch.Tensor:
+        x = self.masker.x
+        if self._buffer is None or self._buffer.shape[0] < rows:
+            self._buffer = torch.empty((rows, *x.shape[1:]), dtype=x.dtype, device=x.device)
+        return self._buffer
+
+    def _values(self, z: torch.Tensor) -> torch.Tensor:
+        nb = self.masker.n_background
+        inputs = self.masker.inputs(z, out=self._buffer_for(z.shape[0] * nb))
+        scores = scores_from_output(self.model(inputs), inputs.shape[0])[:, self.target]
+        self.evaluations += inputs.shape[0]
+        return scores.reshape(-1, nb).mean(1) if nb > 1 else scores.clone()
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """``v`` for each row of ``z`` ``(S, M)``: ``(S,)`` in the model's dtype."""
         nb = self.masker.n_background
-        rows = max(1, self.batch_size // nb)
         out = []
+        start = 0
         with torch.no_grad():
-            for a in range(0, z.shape[0], rows):
-                inputs = self.masker.inputs(z[a : a + rows])
-                scores = scores_from_output(self.model(inputs), inputs.shape[0])[:, self.target]
-                out.append(scores.view(-1, nb).mean(1))
-                self.evaluations += inputs.shape[0]
+            while start < z.shape[0]:
+                rows = max(1, self.planner.next((z.shape[0] - start) * nb) // nb)
+                try:
+                    out.append(self.planner.run(rows * nb, lambda _n, a=start, r=rows: self._values(z[a : a + r])))
+                except Retry:
+                    self._buffer = None
+                    continue
+                start += rows
         return torch.cat(out) if out else z.new_zeros(0, dtype=self.masker.x.dtype)

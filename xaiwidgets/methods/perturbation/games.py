@@ -101,19 +101,34 @@ def shapley_kernel(m: int, sizes: torch.Tensor) -> torch.Tensor:
     return (m - 1) / (torch.exp(log_binom) * s * (m - s))
 
 
+def spd_inverse(a: torch.Tensor) -> torch.Tensor:
+    """Inverse of a symmetric positive semi-definite ``a``: Cholesky when ``a`` is well conditioned, else the
+    pseudo-inverse (rank-deficient designs: features that were never varied independently).
+
+    Cholesky costs a few LAPACK calls; ``pinv`` (an eigendecomposition) opens many small parallel regions,
+    which on a busy CPU took 50-100 ms for 50 features against 0.05 ms (identical results when ``a`` is
+    well conditioned: both are the exact inverse up to rounding).
+    """
+    chol, info = torch.linalg.cholesky_ex(a)
+    if int(info) == 0:
+        diag = chol.diagonal()
+        # cond(a) ~ (max / min of diag(L))**2: keep Cholesky up to cond ~1e12, where pinv truncates nothing
+        if bool(diag.min() > diag.max() * 1e-6):
+            return torch.cholesky_inverse(chol)
+    return torch.linalg.pinv(a, hermitian=True)
+
+
 def constrained_solve(a: torch.Tensor, b: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``argmin phi' A phi - 2 b' phi`` subject to ``sum(phi) = total``: ``(phi, C)`` with ``phi = C b + d``.
 
     ``C = A^-1 - A^-1 1 1' A^-1 / (1' A^-1 1)`` is the linear map from ``b`` (used for standard errors).
     Equivalent to eliminating one variable with the efficiency constraint, as shap does.
     """
-    m = a.shape[0]
-    ones = torch.ones(m, 1, dtype=a.dtype, device=a.device)
-    ainv = torch.linalg.pinv(a, hermitian=True)
-    ainv_1 = ainv @ ones
-    denom = (ones.T @ ainv_1).squeeze()
-    c = ainv - ainv_1 @ ainv_1.T / denom
-    phi = c @ b + ainv_1.squeeze(1) * (total / denom)
+    ainv = spd_inverse(a)
+    ainv_1 = ainv.sum(1)  # A^-1 1 (A^-1 is symmetric)
+    denom = ainv_1.sum()
+    c = ainv - torch.outer(ainv_1, ainv_1) / denom
+    phi = c @ b + ainv_1 * (total / denom)
     return phi, c
 
 

@@ -21,8 +21,18 @@ from ...core.errors import Cancelled
 from ...core.progress import Progress
 from ...core.targets import TargetLike
 from ..registry import register
-from ._common import FeatureMethod, assemble, check_positive_int, check_seed, generator, scores_and_target
-from .features import Game
+from ._common import (
+    FeatureMethod,
+    Running,
+    assemble,
+    cancelled_result,
+    check_batch_size,
+    check_positive_int,
+    check_seed,
+    generator,
+    scores_and_target,
+)
+from .features import Game, distinct_chunks
 from .games import all_coalitions, constrained_solve, kernel_shap_regression, shapley_kernel
 from .streaming import Stream
 
@@ -36,8 +46,10 @@ def sample_paired_coalitions(m: int, n_pairs: int, gen: torch.Generator, device:
     sizes = torch.arange(1, m, device=device, dtype=torch.float64)
     probs = 1.0 / (sizes * (m - sizes))
     s = torch.multinomial(probs / probs.sum(), n_pairs, replacement=True, generator=gen) + 1
-    ranks = torch.rand(n_pairs, m, generator=gen, device=device).argsort(1).argsort(1)
-    z = ranks < s[:, None]
+    # the first s players of a random order: z[k, order[k, j]] = j < s_k (one sort, no inverse permutation)
+    order = torch.rand(n_pairs, m, generator=gen, device=device).argsort(1)
+    z = torch.zeros(n_pairs, m, dtype=torch.bool, device=device)
+    z.scatter_(1, order, torch.arange(m, device=device)[None, :] < s[:, None])
     return torch.stack([z, ~z], 1).reshape(2 * n_pairs, m)
 
 
@@ -47,23 +59,23 @@ def paired_estimate(
     """KernelSHAP from kernel-distributed paired samples: ``(phi, stderr)`` (float64).
 
     Uses the sample moments ``A = mean(z z')`` and ``b = mean(z (y - v_empty))``; the standard error is the
-    sandwich (delta-method) estimate from the spread over pairs of ``z (y - v_empty - z' phi)``.
+    sandwich (delta-method) estimate from the spread over pairs of ``r = z (y - v_empty - z' phi)``:
+    ``Var(phi) = C Cov(r) C' / n_pairs``, whose diagonal is the column variance of ``r C'``; NaN until
+    there are more pairs than features (with fewer the fit nearly interpolates and the spread is ~0).
     """
-    zf = z.to(torch.float64)
+    z32 = z.to(torch.float32)
+    zf = z32.to(torch.float64)
     n_pairs = zf.shape[0] // 2
-    a = zf.T @ zf / zf.shape[0]
-    contrib = zf * (y.to(torch.float64) - v_empty)[:, None]
-    per_pair = contrib.view(n_pairs, 2, -1).mean(1)
-    b = per_pair.mean(0)
+    dy = y.to(torch.float64) - v_empty
+    a = (z32.T @ z32).to(torch.float64) / zf.shape[0]  # co-occurrence counts: exact in float32 below 2**24
+    b = zf.T @ dy / zf.shape[0]  # = mean over pairs of the pair means of z (y - v_empty)
     phi, c = constrained_solve(a, b, (v_full - v_empty).to(torch.float64))
-    if n_pairs > 1:
-        # sandwich estimator: both A and b are sample means, so propagate the per-pair residual moments
-        resid = zf * (y.to(torch.float64) - v_empty - zf @ phi)[:, None]
-        per_pair_resid = resid.view(n_pairs, 2, -1).mean(1)
-        cov_b = torch.cov(per_pair_resid.T).reshape(zf.shape[1], zf.shape[1]) / n_pairs
-        stderr = torch.diagonal(c @ cov_b @ c.T).clamp_min(0).sqrt()
-    else:
-        stderr = torch.full_like(phi, float("nan"))
+    if n_pairs <= zf.shape[1]:  # the spread over pairs needs more pairs than features (else it is ~0)
+        return phi, torch.full_like(phi, float("nan"))
+    resid = zf * (dy - zf @ phi)[:, None]
+    per_pair = resid.view(n_pairs, 2, -1).mean(1)
+    spread = (per_pair - per_pair.mean(0)) @ c.T
+    stderr = (spread.pow(2).sum(0) / ((n_pairs - 1) * n_pairs)).sqrt()
     return phi, stderr
 
 
@@ -78,7 +90,7 @@ class KernelShap(FeatureMethod):
         "baseline": 0.0,
         "segments": None,
         "segmentation_params": None,
-        "batch_size": 64,
+        "batch_size": None,
         "seed": 0,
         "stream_every": 0,
         "callback": None,
@@ -86,7 +98,7 @@ class KernelShap(FeatureMethod):
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
         check_positive_int(params, "n_samples", 2)
-        check_positive_int(params, "batch_size")
+        check_batch_size(params)
         check_positive_int(params, "stream_every", 0)
         check_seed(params)
 
@@ -98,15 +110,21 @@ class KernelShap(FeatureMethod):
         stream = Stream(params["stream_every"], params["callback"])
         phis: list[torch.Tensor] = []
         stderrs: list[torch.Tensor | None] = []
+        counts: list[int] = []
         exact: list[bool] = []
         base_values = []
         for index, game in enumerate(games):
             try:
-                phi, se, is_exact, v0 = self._one(index, game, params, progress, stream)
+                phi, se, is_exact, v0, count = self._one(index, game, params, progress, stream)
             except Cancelled as exc:
-                raise Cancelled(str(exc), partial=self._partial(exc, games, phis, inputs, resolved, scores)) from exc
+                running = exc.partial if isinstance(exc.partial, Running) else None
+                partial = cancelled_result(
+                    self.name, games, phis, stderrs, counts, running, inputs, resolved, scores
+                )
+                raise Cancelled(str(exc), partial=partial) from exc
             phis.append(phi)
             stderrs.append(se)
+            counts.append(count)
             exact.append(is_exact)
             base_values.append(v0)
         values, extras = assemble(games, phis, inputs, resolved, scores)
@@ -122,21 +140,9 @@ class KernelShap(FeatureMethod):
             frame_kind="estimate" if frames else None,
         )
 
-    def _partial(self, exc, games, phis, inputs, target, scores) -> Attribution:
-        """Finished inputs, the running estimate of the current one, zeros for the rest."""
-        current = getattr(exc, "partial", None)
-        done = list(phis)
-        if isinstance(current, torch.Tensor):
-            done.append(current)
-        while len(done) < len(games):
-            done.append(torch.zeros(games[len(done)].n_features, dtype=torch.float64, device=inputs.device))
-        values, extras = assemble(games, done, inputs, target, scores)
-        extras["complete"] = [i < len(phis) for i in range(len(games))]
-        return Attribution(values=values, method=self.name, target=target, scores=scores, extras=extras)
-
     def _one(
         self, index: int, game: Game, params: dict[str, Any], progress: Progress, stream: Stream
-    ) -> tuple[torch.Tensor, torch.Tensor | None, bool, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, bool, torch.Tensor, int]:
         m = game.n_features
         device = game.masker.x.device
         ends = torch.stack(
@@ -149,6 +155,7 @@ class KernelShap(FeatureMethod):
                 torch.zeros(1, dtype=torch.float64, device=device),
                 True,
                 v_empty,
+                0,
             )
         n_samples = params["n_samples"]
         if 2**m <= n_samples:
@@ -156,12 +163,12 @@ class KernelShap(FeatureMethod):
             y = self._evaluate(index, game, z, progress, stream, (v_empty, v_full), False)
             weights = shapley_kernel(m, z.sum(1))
             phi, _ = kernel_shap_regression(z, y, weights, v_empty, v_full)
-            return phi, torch.zeros_like(phi), True, v_empty
+            return phi, torch.zeros_like(phi), True, v_empty, int(z.shape[0])
         gen = generator(params["seed"], device)
         z = sample_paired_coalitions(m, max(1, n_samples // 2), gen, device)
         y = self._evaluate(index, game, z, progress, stream, (v_empty, v_full), True)
         phi, stderr = paired_estimate(z, y, v_empty, v_full)
-        return phi, stderr, False, v_empty
+        return phi, stderr, False, v_empty, int(z.shape[0])
 
     def _evaluate(
         self,
@@ -173,26 +180,24 @@ class KernelShap(FeatureMethod):
         ends: tuple[torch.Tensor, torch.Tensor],
         sampled: bool,
     ) -> torch.Tensor:
-        """``v(z)`` in chunks of whole pairs; frames and cancellation between chunks."""
-        rows = max(2, (game.batch_size // game.masker.n_background) // 2 * 2)
-        out: list[torch.Tensor] = []
+        """``v(z)``, each distinct coalition evaluated once; frames and cancellation between model batches
+        (an estimate uses the whole pairs evaluated so far)."""
         done = 0
-        batches = 0
+        y = z.new_zeros(0, dtype=torch.float64)
 
         def estimate() -> tuple[torch.Tensor, torch.Tensor | None]:
             if sampled:
-                return paired_estimate(z[:done], torch.cat(out), *ends)
+                return paired_estimate(z[:done], y[:done], *ends)
             weights = shapley_kernel(game.n_features, z[:done].sum(1))
-            return kernel_shap_regression(z[:done], torch.cat(out), weights, *ends)[0], None
+            return kernel_shap_regression(z[:done], y[:done], weights, *ends)[0], None
 
-        while done < z.shape[0]:
-            out.append(game(z[done : done + rows]))
-            done = min(z.shape[0], done + rows)
-            batches += 1
+        for batches, (covered, evaluated) in enumerate(distinct_chunks(game, z), 1):
+            y = evaluated
+            done = covered // 2 * 2 if sampled else covered
             if sampled and done >= 4 and (stream.due(batches) or (stream.active and done == z.shape[0])):
                 stream.record(index, game.masker, *estimate(), done)
             try:
-                progress.update(done, z.shape[0], f"{self.name}: input {index + 1}")
+                progress.update(covered, z.shape[0], f"{self.name}: input {index + 1}")
             except Cancelled as exc:
-                raise Cancelled(str(exc), partial=estimate()[0]) from exc
-        return torch.cat(out)
+                raise Cancelled(str(exc), partial=Running(*estimate(), done)) from exc
+        return y

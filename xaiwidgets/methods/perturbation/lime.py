@@ -21,7 +21,17 @@ from ...core.progress import Progress
 from ...core.targets import TargetLike
 from ..base import require
 from ..registry import register
-from ._common import FeatureMethod, assemble, check_positive_int, check_seed, generator, scores_and_target
+from ._common import (
+    FeatureMethod,
+    Running,
+    assemble,
+    cancelled_result,
+    check_batch_size,
+    check_positive_int,
+    check_seed,
+    generator,
+    scores_and_target,
+)
 from .features import Game
 from .streaming import Stream
 
@@ -133,7 +143,7 @@ class Lime(FeatureMethod):
         "segments": None,
         "segmentation_params": None,
         "coalitions": None,
-        "batch_size": 64,
+        "batch_size": None,
         "seed": 0,
         "stream_every": 0,
         "callback": None,
@@ -141,7 +151,7 @@ class Lime(FeatureMethod):
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
         check_positive_int(params, "n_samples", 2)
-        check_positive_int(params, "batch_size")
+        check_batch_size(params)
         check_positive_int(params, "stream_every", 0)
         check_seed(params)
         kw = params["kernel_width"]
@@ -183,32 +193,27 @@ class Lime(FeatureMethod):
         fits, phis = [], []
         for index, game in enumerate(games):
             z = self._coalitions(game, params, index)
-            rows = max(1, game.batch_size // game.masker.n_background)
             ys: list[torch.Tensor] = []
-            batches = 0
-            for a in range(0, z.shape[0], rows):
-                ys.append(game(z[a : a + rows]))
+            batches = done = 0
+            while done < z.shape[0]:
+                ys.append(game(z[done : done + game.chunk]))  # the game's measured batch size
                 batches += 1
-                done = min(z.shape[0], a + rows)
+                done += ys[-1].shape[0]
                 if stream.due(batches) and done >= 3:
                     fit = lime_fit(z[:done], torch.cat(ys), params["kernel_width"], params["num_features"], "none")
                     stream.record(index, game.masker, fit["weights"], None, done)
                 try:
                     progress.update(done, z.shape[0], f"{self.name}: input {index + 1}")
                 except Cancelled as exc:
-                    current = []
+                    running = None
                     if done >= 3:
-                        current = [lime_fit(z[:done], torch.cat(ys), params["kernel_width"], None, "none")["weights"]]
-                    parts = [*phis, *current]
-                    parts += [
-                        torch.zeros(g.n_features, dtype=torch.float64, device=inputs.device)
-                        for g in games[len(parts) :]
-                    ]
-                    values, extras = assemble(games, parts, inputs, resolved, scores)
-                    extras["complete"] = [i < len(phis) for i in range(len(games))]
-                    raise Cancelled(
-                        str(exc), partial=Attribution(values, self.name, resolved, scores, extras=extras)
-                    ) from exc
+                        fit = lime_fit(z[:done], torch.cat(ys), params["kernel_width"], None, "none")
+                        running = Running(fit["weights"], None, done)
+                    counts = [len(f["kernel_weights"]) for f in fits]
+                    partial = cancelled_result(
+                        self.name, games, phis, [None] * len(phis), counts, running, inputs, resolved, scores
+                    )
+                    raise Cancelled(str(exc), partial=partial) from exc
             fit = lime_fit(
                 z, torch.cat(ys), params["kernel_width"], params["num_features"], params["feature_selection"]
             )

@@ -129,7 +129,13 @@ class Rise(Method):
                         self.name,
                         resolved,
                         scores,
-                        extras={"n_masks_done": i * n + accumulated, "complete": False},
+                        extras={
+                            "n_masks_done": i * n + accumulated,
+                            "cancelled": True,
+                            "complete": [k < i for k in range(inputs.shape[0])],
+                            "n_samples_done": [n if k < i else accumulated if k == i else 0
+                                               for k in range(inputs.shape[0])],
+                        },
                     )
                     raise Cancelled(str(exc), partial=partial) from exc
             maps[i] = acc / n

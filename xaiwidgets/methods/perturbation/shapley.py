@@ -20,8 +20,18 @@ from ...core.errors import Cancelled, ParameterError
 from ...core.progress import Progress
 from ...core.targets import TargetLike
 from ..registry import register
-from ._common import FeatureMethod, assemble, check_positive_int, check_seed, generator, scores_and_target
-from .features import Game
+from ._common import (
+    FeatureMethod,
+    Running,
+    assemble,
+    cancelled_result,
+    check_batch_size,
+    check_positive_int,
+    check_seed,
+    generator,
+    scores_and_target,
+)
+from .features import Game, distinct_chunks
 from .games import MAX_EXACT_PLAYERS, all_coalitions, shapley_from_table
 from .streaming import Stream
 
@@ -69,7 +79,7 @@ class ShapleySampling(FeatureMethod):
         "baseline": 0.0,
         "segments": None,
         "segmentation_params": None,
-        "batch_size": 64,
+        "batch_size": None,
         "seed": 0,
         "stream_every": 0,
         "callback": None,
@@ -77,7 +87,7 @@ class ShapleySampling(FeatureMethod):
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
         check_positive_int(params, "n_samples")
-        check_positive_int(params, "batch_size")
+        check_batch_size(params)
         check_positive_int(params, "stream_every", 0)
         check_seed(params)
 
@@ -87,19 +97,19 @@ class ShapleySampling(FeatureMethod):
         scores, resolved = scores_and_target(self.model, inputs, target)
         games = self.games(inputs, resolved, params, progress)
         stream = Stream(params["stream_every"], params["callback"])
-        phis, stderrs = [], []
+        phis, stderrs, counts = [], [], []
         for index, game in enumerate(games):
             try:
                 phi, se = self._one(index, game, params, progress, stream)
             except Cancelled as exc:
-                done = [*phis, *([exc.partial] if isinstance(exc.partial, torch.Tensor) else [])]
-                done += [torch.zeros(g.n_features, dtype=torch.float64) for g in games[len(done) :]]
-                values, extras = assemble(games, [d.to(inputs.device) for d in done], inputs, resolved, scores)
-                extras["complete"] = [i < len(phis) for i in range(len(games))]
-                partial = Attribution(values, self.name, resolved, scores, extras=extras)
+                running = exc.partial if isinstance(exc.partial, Running) else None
+                partial = cancelled_result(
+                    self.name, games, phis, stderrs, counts, running, inputs, resolved, scores
+                )
                 raise Cancelled(str(exc), partial=partial) from exc
             phis.append(phi)
             stderrs.append(se)
+            counts.append(2 * -(-params["n_samples"] // 2) if game.n_features > 1 else 0)
         values, extras = assemble(games, phis, inputs, resolved, scores)
         extras["stderr"] = stderrs
         frames = stream.frames()
@@ -126,28 +136,24 @@ class ShapleySampling(FeatureMethod):
             return (v_full - v_empty).to(torch.float64).reshape(1), torch.zeros(1, dtype=torch.float64, device=device)
         n_pairs = -(-params["n_samples"] // 2)
         perms = antithetic_permutations(m, n_pairs, generator(params["seed"], device), device)
-        # a chunk is a whole number of ordering pairs filling about one batch
-        pairs_per_chunk = max(1, game.batch_size // (2 * (m - 1)))
-        values: list[torch.Tensor] = []
-        batches = 0
-        for a in range(0, n_pairs, pairs_per_chunk):
-            chunk = perms[2 * a : 2 * min(n_pairs, a + pairs_per_chunk)]
-            values.append(game(prefix_coalitions(chunk)))
-            batches += 1
-            done = 2 * min(n_pairs, a + pairs_per_chunk)
-            if stream.due(batches) or (stream.active and done == 2 * n_pairs):
-                stream.record(
-                    index,
-                    game.masker,
-                    *pair_mean_and_stderr(marginals(perms[:done], torch.cat(values), v_empty, v_full)),
-                    done,
-                )
+        z = prefix_coalitions(perms)  # (orderings * (M - 1), M); repeated prefixes are evaluated once
+        done = 0
+        for batches, (covered, values) in enumerate(distinct_chunks(game, z), 1):
+            done_before, done = done, covered // (2 * (m - 1)) * 2  # whole antithetic pairs of orderings
+            estimate = None
+            if done > done_before and (stream.due(batches) or (stream.active and done == 2 * n_pairs)):
+                estimate = pair_mean_and_stderr(marginals(perms[:done], values[: done * (m - 1)], v_empty, v_full))
+                stream.record(index, game.masker, *estimate, done)
             try:
-                progress.update(done, 2 * n_pairs, f"{self.name}: input {index + 1}")
+                progress.update(covered, z.shape[0], f"{self.name}: input {index + 1}")
             except Cancelled as exc:
-                current = pair_mean_and_stderr(marginals(perms[:done], torch.cat(values), v_empty, v_full))
-                raise Cancelled(str(exc), partial=current[0]) from exc
-        return pair_mean_and_stderr(marginals(perms, torch.cat(values), v_empty, v_full))
+                if done == 0:
+                    raise
+                current = estimate or pair_mean_and_stderr(
+                    marginals(perms[:done], values[: done * (m - 1)], v_empty, v_full)
+                )
+                raise Cancelled(str(exc), partial=Running(*current, done)) from exc
+        return pair_mean_and_stderr(marginals(perms, values, v_empty, v_full))
 
 
 @register
@@ -160,11 +166,11 @@ class ExactShapley(FeatureMethod):
         "baseline": 0.0,
         "segments": None,
         "segmentation_params": None,
-        "batch_size": 64,
+        "batch_size": None,
     }
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
-        check_positive_int(params, "batch_size")
+        check_batch_size(params)
 
     def _attribute(
         self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
@@ -181,11 +187,12 @@ class ExactShapley(FeatureMethod):
         phis = []
         for index, game in enumerate(games):
             z = all_coalitions(game.n_features, inputs.device)
-            rows = max(1, game.batch_size // game.masker.n_background)
-            out = []
-            for a in range(0, z.shape[0], rows):
-                out.append(game(z[a : a + rows]))
-                progress.update(min(z.shape[0], a + rows), z.shape[0], f"{self.name}: input {index + 1}")
+            out: list[torch.Tensor] = []
+            done = 0
+            while done < z.shape[0]:
+                out.append(game(z[done : done + game.chunk]))
+                done += out[-1].shape[0]
+                progress.update(done, z.shape[0], f"{self.name}: input {index + 1}")
             phis.append(shapley_from_table(torch.cat(out)))
         values, extras = assemble(games, phis, inputs, resolved, scores)
         return Attribution(values=values, method=self.name, target=resolved, scores=scores, extras=extras)
