@@ -17,7 +17,10 @@ ORACLES: dict[str, tuple[str, str]] = {
     "gradient": ("captum `Saliency(abs=False)`", "<= 1e-5 x max abs"),
     "saliency": ("captum `Saliency`", "<= 1e-5 x max abs"),
     "input_x_gradient": ("captum `InputXGradient`", "<= 1e-5 x max abs"),
-    "integrated_gradients": ("captum `IntegratedGradients` (5 rules)", "<= 1e-5 x max abs"),
+    "integrated_gradients": (
+        "captum `IntegratedGradients` (5 rules); text: `LayerIntegratedGradients` on the embeddings",
+        "<= 1e-5 x max abs; text 1e-7",
+    ),
     "smoothgrad": ("captum `NoiseTunnel` (same noise)", "<= 1e-5 x max abs"),
     "smoothgrad_squared": ("captum `NoiseTunnel` (same noise)", "<= 1e-5 x max abs"),
     "vargrad": ("captum `NoiseTunnel` (same noise)", "<= 1e-5 x max abs"),
@@ -39,10 +42,17 @@ ORACLES: dict[str, tuple[str, str]] = {
     "occlusion": ("captum `Occlusion`", "atol 1e-6"),
     "rise": ("axioms + determinism (no peer package)", "bitwise across batch sizes"),
     "extremal_perturbation": ("area/determinism tests (torchray not installable)", "-"),
-    "lime": ("lime `LimeBase.explain_instance_with_data` (same data)", "1e-6"),
-    "kernel_shap": ("shap `KernelExplainer`; exact Shapley when exhaustive", "5 std. errors / 1e-5"),
+    "lime": (
+        "lime `LimeBase.explain_instance_with_data` (same data); `LimeTextExplainer`, `LimeTabularExplainer` "
+        "(their perturbations)",
+        "1e-6; text, tabular 1e-8",
+    ),
+    "kernel_shap": (
+        "shap `KernelExplainer` (images; tabular exhaustive); exact Shapley when exhaustive",
+        "5 std. errors / 1e-5; tabular 1e-6",
+    ),
     "shapley_sampling": ("converges to `exact_shapley`", "error shrinks ~1/sqrt(n)"),
-    "exact_shapley": ("Shapley axioms (hypothesis) and the 2-player game", "exact"),
+    "exact_shapley": ("Shapley axioms (hypothesis), the 2-player game; definition on text/tabular games", "exact"),
     "lrp_epsilon": ("zennit `Epsilon`", "<= 1e-4 x max"),
     "lrp_gamma": ("zennit `Gamma` (mapped parameter)", "<= 1e-4 x max"),
     "lrp_alpha_beta": ("zennit `AlphaBeta`", "<= 1e-4 x max"),
