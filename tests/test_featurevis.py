@@ -119,6 +119,21 @@ def test_top_patches_finds_exactly_the_red_squares():
     assert float(rest.values[-1]) < 0.05
 
 
+def test_top_patches_of_several_channels_in_one_pass_equal_the_single_channel_calls():
+    model = RedSquareDetector().eval()
+    images, _ = _red_square_data()
+    both = fv.top_patches_per_channel(model, "pool", [1, 0], images, k=4, batch_size=6, progress=False)
+    assert list(both) == [1, 0]
+    for c in (0, 1):
+        one = fv.top_patches(model, "pool", c, images, k=4, progress=False)
+        assert both[c].channel == c and both[c].indices.tolist() == one.indices.tolist()
+        torch.testing.assert_close(both[c].values, one.values)
+        torch.testing.assert_close(both[c].patches, one.patches)
+        assert both[c].boxes.tolist() == one.boxes.tolist()
+    with pytest.raises(ParameterError, match="at least one channel"):
+        fv.top_patches_per_channel(model, "pool", [], images)
+
+
 def test_receptive_field_matches_the_analytic_field_of_a_conv_pool_stack():
     """conv3 p1 -> pool2 -> conv3 p1 -> conv3 s2 p1: field 12 px, stride 4, first box at -5 (analytic)."""
     torch.manual_seed(0)
@@ -249,9 +264,13 @@ def test_objective_algebra_and_batch_selection(tiny_cnn):
 def test_maximize_class_direction_diversity_and_frames(tiny_cnn):
     before = tiny_cnn(torch.full((1, 3, 32, 32), 0.5))[0, 1]
     obj = fv.class_logit(1) + 0.1 * fv.diversity("features.3") + fv.direction("features.3", torch.ones(16)) * 0.01
+    events = []
+    tracker = Progress(tqdm=False, on_event=lambda e, d: events.append((e, list(d["frame_steps"]), len(d["frames"]),
+                                                                          len(d["objective_values"]))))
     res = fv.maximize(tiny_cnn, obj, batch=2, size=32, n_steps=12, lr=0.1, snapshot_every=5, normalize=False,
-                      progress=False)
+                      progress=tracker)
     assert res.frames.shape == (4, 2, 32, 32, 3) and res.frame_steps == [0, 5, 10, 12]
+    assert events == [("frames", [0, 5], 2, 5), ("frames", [0, 5, 10], 3, 10)]  # streamed at each snapshot
     assert res.frames.dtype.name == "uint8"
     with torch.no_grad():
         after = tiny_cnn(res.images)[:, 1]

@@ -101,7 +101,9 @@ def maximize(
     normalisation (``normalize``: the adapter's mean/std, ImageNet statistics for a bare module).
     ``batch`` defaults to the objective's (``channel_objectives(layer, channels)`` has one image per
     channel) or 1. Only the image parameters get gradients (``torch.autograd.grad``); the model's
-    parameters, modes and hooks are left as they were. ``snapshot_every=k`` stores a frame every k steps.
+    parameters, modes and hooks are left as they were. ``snapshot_every=k`` stores a frame every k steps
+    and streams it: ``progress.emit("frames", {"frames", "frame_steps", "objective_values"})`` hands the
+    lists so far (uint8 ``(B, H, W, 3)`` arrays, ints, ``(B,)`` tensors; shared, read them only).
     Cancellable through ``progress``.
     """
     module, adapter = resolve_model(model)
@@ -156,6 +158,7 @@ def maximize(
                 if snapshot_every and (step + 1) % snapshot_every == 0:
                     frames.append(_to_uint8(img_param.image().detach()))
                     frame_steps.append(step + 1)
+                    prog.emit("frames", {"frames": frames, "frame_steps": frame_steps, "objective_values": history})
                 prog.update(step + 1, n_steps, "feature visualisation")
         finally:
             prog.close()

@@ -7,6 +7,7 @@ examples). The receptive field is found from gradients (see :func:`receptive_fie
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,66 @@ class TopPatches:
     channel: int
 
 
+def _check_args(images: object, k: object, batch_size: object, channels: list[object]) -> None:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        raise InputError("images must be a model-ready (N, C, H, W) tensor")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ParameterError(f"k must be a positive int, got {k!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ParameterError(f"batch_size must be a positive int, got {batch_size!r}")
+    if not channels:
+        raise ParameterError("give at least one channel")
+    for c in channels:
+        if isinstance(c, bool) or not isinstance(c, int):
+            raise ParameterError(f"channel must be an int, got {c!r}")
+
+
+def _channel_maxima(
+    module: torch.nn.Module, layer: str | torch.nn.Module, channels: list[int], images: torch.Tensor,
+    batch_size: int, prog: Progress,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel, the maximum over positions ``(N, C')`` and its ``(i, j)`` ``(N, C', 2)``."""
+    device = model_device(module)
+    n = images.shape[0]
+    idx = torch.tensor(channels)
+    best_vals, best_pos = [], []
+    with preserved(module), capture(module, [layer]) as cap, torch.no_grad():
+        module.eval()
+        for a, b in chunk_ranges(n, batch_size):
+            cap.run(images[a:b].to(device))
+            act = cap.acts[layer]
+            if act.dim() != 4:
+                raise LayerError(f"layer output has shape {tuple(act.shape)}; top patches need a spatial layer")
+            bad = [c for c in channels if not 0 <= c < act.shape[1]]
+            if bad:
+                raise ParameterError(f"channel {bad[0]} is out of range: the layer has {act.shape[1]} channels "
+                                     f"(0-{act.shape[1] - 1})")
+            m = act[:, idx.to(act.device)].flatten(2)
+            v, p = m.max(2)
+            best_vals.append(v.float().cpu())
+            best_pos.append(torch.stack([p // act.shape[-1], p % act.shape[-1]], 2).cpu())
+            prog.update(b, n, "top patches")
+    prog.close()
+    return torch.cat(best_vals), torch.cat(best_pos)
+
+
+def _crop(images: torch.Tensor, rf: ReceptiveField, vals: torch.Tensor, pos: torch.Tensor, k: int, layer: str,
+          channel: int) -> TopPatches:
+    k = min(k, vals.shape[0])
+    top_v, top_i = vals.topk(k)
+    sy, sx = rf.size
+    padded = F.pad(images[top_i].detach().cpu(), [sx, sx, sy, sy])
+    patches, boxes = [], []
+    for r, idx in enumerate(top_i.tolist()):
+        x0, y0, x1, y1 = rf.box(int(pos[idx, 0]), int(pos[idx, 1]))
+        patches.append(padded[r, :, y0 + sy : y1 + sy, x0 + sx : x1 + sx])
+        boxes.append([max(0, x0), max(0, y0), min(images.shape[-1], x1), min(images.shape[-2], y1)])
+    return TopPatches(
+        patches=torch.stack(patches), boxes=torch.tensor(boxes, dtype=torch.long), indices=top_i,
+        positions=pos[top_i], values=top_v, receptive_field=rf, layer=layer, channel=channel,
+    )
+
+
 def top_patches(
     model: Any, layer: str | torch.nn.Module, channel: int, images: torch.Tensor, *, k: int = 9,
     batch_size: int = 32, progress: Progress | bool | None = None,
@@ -112,48 +173,21 @@ def top_patches(
     ``images``: model-ready ``(N, C, H, W)`` tensor; evaluated in chunks of ``batch_size`` on the model's
     device, stopping each forward at ``layer``.
     """
+    return top_patches_per_channel(model, layer, [channel], images, k=k, batch_size=batch_size,
+                                   progress=progress)[channel]
+
+
+def top_patches_per_channel(
+    model: Any, layer: str | torch.nn.Module, channels: Sequence[int], images: torch.Tensor, *, k: int = 9,
+    batch_size: int = 32, progress: Progress | bool | None = None,
+) -> dict[int, TopPatches]:
+    """:func:`top_patches` for several channels of ``layer`` from ONE pass over ``images``
+    (a gallery's data-set examples): ``{channel: TopPatches}``."""
     module, _ = resolve_model(model)
-    if not isinstance(images, torch.Tensor) or images.dim() != 4:
-        raise InputError("images must be a model-ready (N, C, H, W) tensor")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ParameterError(f"k must be a positive int, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError(f"batch_size must be a positive int, got {batch_size!r}")
-    if isinstance(channel, bool) or not isinstance(channel, int):
-        raise ParameterError(f"channel must be an int, got {channel!r}")
-    device = model_device(module)
-    prog = as_progress(progress)
-    n = images.shape[0]
-    best_vals, best_pos = [], []
-    with preserved(module), capture(module, [layer]) as cap, torch.no_grad():
-        module.eval()
-        for a, b in chunk_ranges(n, batch_size):
-            cap.run(images[a:b].to(device))
-            act = cap.acts[layer]
-            if act.dim() != 4:
-                raise LayerError(f"layer output has shape {tuple(act.shape)}; top patches need a spatial layer")
-            if not 0 <= channel < act.shape[1]:
-                raise ParameterError(f"channel {channel} is out of range: the layer has {act.shape[1]} channels "
-                                     f"(0-{act.shape[1] - 1})")
-            m = act[:, channel].flatten(1)
-            v, p = m.max(1)
-            best_vals.append(v.float())
-            best_pos.append(torch.stack([p // act.shape[-1], p % act.shape[-1]], 1))
-            prog.update(b, n, "top patches")
-    prog.close()
-    vals, pos = torch.cat(best_vals).cpu(), torch.cat(best_pos).cpu()
-    k = min(k, n)
-    top_v, top_i = vals.topk(k)
+    chans = list(channels) if isinstance(channels, Sequence) else [channels]
+    _check_args(images, k, batch_size, chans)
+    chans = list(dict.fromkeys(chans))
+    vals, pos = _channel_maxima(module, layer, chans, images, batch_size, as_progress(progress))
     rf = receptive_field(module, layer, tuple(images.shape[1:]))
-    sy, sx = rf.size
-    padded = F.pad(images[top_i].detach().cpu(), [sx, sx, sy, sy])
-    patches, boxes = [], []
-    for r, idx in enumerate(top_i.tolist()):
-        x0, y0, x1, y1 = rf.box(int(pos[idx, 0]), int(pos[idx, 1]))
-        patches.append(padded[r, :, y0 + sy : y1 + sy, x0 + sx : x1 + sx])
-        boxes.append([max(0, x0), max(0, y0), min(images.shape[-1], x1), min(images.shape[-2], y1)])
     name = layer if isinstance(layer, str) else type(layer).__name__
-    return TopPatches(
-        patches=torch.stack(patches), boxes=torch.tensor(boxes, dtype=torch.long), indices=top_i,
-        positions=pos[top_i], values=top_v, receptive_field=rf, layer=name, channel=channel,
-    )
+    return {c: _crop(images, rf, vals[:, i], pos[:, i], k, name, c) for i, c in enumerate(chans)}
