@@ -12,6 +12,7 @@ from .core import Attribution, ImageClassifier
 from .widgets import (
     AnchorView,
     ExplainDashboard,
+    FeatureGallery,
     ForcePlot,
     HeatmapView,
     ScrubberView,
@@ -23,6 +24,7 @@ from .widgets import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnchorView", "Attribution", "ExplainDashboard", "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView",
-    "TokenView", "__version__", "attribute", "core", "demo", "explain", "featurevis", "methods", "metrics", "to_html",
+    "AnchorView", "Attribution", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView", "ImageClassifier",
+    "ScrubberView", "TokenView", "__version__", "attribute", "core", "demo", "explain", "featurevis", "methods",
+    "metrics", "to_html",
 ]

@@ -5,11 +5,12 @@ from .dashboard import ExplainDashboard, explain
 from .estimate import EstimateView, stream
 from .export import to_html
 from .forceplot import ForcePlot
+from .gallery import FeatureGallery, feature_gallery
 from .heatmap import HeatmapView
 from .scrubber import ScrubberView
 from .tokens import TokenView
 
 __all__ = [
-    "AnchorView", "EstimateView", "ExplainDashboard", "ForcePlot", "HeatmapView", "ScrubberView", "TokenView",
-    "explain", "stream", "to_html",
+    "AnchorView", "EstimateView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView", "ScrubberView",
+    "TokenView", "explain", "feature_gallery", "stream", "to_html",
 ]

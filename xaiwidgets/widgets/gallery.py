@@ -1,0 +1,563 @@
+"""FeatureGallery: a layer's channels visualised by activation maximisation (one batched run), each with
+its optimisation scrubber and its top activating data-set patches; the layer's activation grid for a
+data-set image; a network-dissection table (units x concepts IoU).
+
+The kernel computes (``xaiwidgets.featurevis``), the browser draws. Tiles stream in while the images are
+optimised; a click on a tile is a ``select`` request answered from what the kernel already holds (the
+channel's snapshots and top patches). Images travel as uint8 array dicts. The wire format is in
+``docs/widget-protocol.md`` ("FeatureGallery").
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import traitlets
+
+from .. import featurevis as fv
+from ..core.adapters import unwrap_model
+from ..core.errors import Cancelled, InputError, ParameterError
+from ..core.inputs import as_batch
+from ..core.layers import get_layer
+from ..core.progress import Progress
+from ..featurevis._capture import resolve_model
+from .base import PngFallbackWidget, esm
+from .buffers import array_payload, quantize
+from .jobs import Worker
+from .scrubber import MIN_SIDE, Display, display_function, downsample_images, wire_bytes
+
+DEFAULT_CHANNELS = 16
+FRAME_BUDGET = 3_000_000  # bytes for one channel's detail (snapshots + patches)
+TILE_SIDE = 160  # tiles larger than this are area-averaged down for the wire
+PATCH_SIDE = 96  # top patches larger than this are area-averaged down
+THUMB_SIDE = 56  # data-set thumbnails (activation image picker)
+IMAGE_SIDE = 192  # the image shown next to the activation grid
+UPDATE_INTERVAL = 0.25  # seconds between streamed tile updates
+# share of the progress bar per phase
+_WEIGHTS = {"activations": 0.04, "top patches": 0.08, "dissection": 0.08, "optimising": 0.8}
+
+
+# ----- payloads (pure functions of kernel results) -------------------------------------------------
+
+
+def _fit(images: np.ndarray, side: int) -> np.ndarray:
+    """Area-average uint8 ``(K, H, W, 3)`` so the longer side is at most ``side`` (never upsampled)."""
+    h, w = images.shape[1:3]
+    scale = min(1.0, side / max(h, w))
+    if scale >= 1.0:
+        return np.ascontiguousarray(images)
+    return downsample_images(images, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def plan_snapshots(height: int, width: int, count: int, room: float) -> tuple[tuple[int, int], np.ndarray]:
+    """``((h, w), kept)``: the largest size (same aspect, never upsampled) at which ``count`` uint8 RGB
+    snapshots fit ``room`` bytes; below ``MIN_SIDE`` px the size stays there and snapshots are dropped
+    evenly instead (the first and the last are always kept)."""
+    kept = np.arange(count)
+    scale = min(1.0, math.sqrt(max(room, 1.0) / (3.0 * height * width * count)))
+    floor = min(MIN_SIDE, height, width)
+    if min(height, width) * scale < floor:
+        scale = floor / min(height, width)
+        h, w = max(1, round(height * scale)), max(1, round(width * scale))
+        n_keep = max(2, int(room // (3 * h * w)))
+        if n_keep < count:
+            kept = np.unique(np.round(np.linspace(0, count - 1, n_keep)).astype(int))
+        return (h, w), kept
+    return (max(1, int(height * scale)), max(1, int(width * scale))), kept
+
+
+def tiles_payload(images: np.ndarray) -> dict[str, Any]:
+    """The ``tiles`` trait: uint8 ``(B, h, w, 3)``, at most ``TILE_SIDE`` per side."""
+    return array_payload(_fit(images, TILE_SIDE))
+
+
+def detail_payload(
+    channel: int,
+    index: int,
+    frames: Sequence[np.ndarray],
+    frame_steps: Sequence[int],
+    history: Sequence[torch.Tensor],
+    *,
+    n_steps: int,
+    final_value: float | None = None,
+    patches: fv.TopPatches | None = None,
+    display: Display | None = None,
+    budget: float = FRAME_BUDGET,
+) -> dict[str, Any]:
+    """The ``detail`` trait for tile ``index`` (its ``channel``): its optimisation snapshots, the objective
+    at every step, and its top activating patches. Snapshots are area-averaged so the dict fits ``budget``."""
+    stack = np.stack([f[index] for f in frames]) if frames else np.zeros((0, 8, 8, 3), np.uint8)
+    out: dict[str, Any] = {"channel": int(channel), "index": int(index), "n_steps": int(n_steps),
+                           "done": final_value is not None,
+                           "value": None if final_value is None else float(final_value)}
+    if patches is not None and display is not None:
+        shown = _fit(display(patches.patches), PATCH_SIDE)
+        out.update(
+            patches=array_payload(shown),
+            patch_values=array_payload(patches.values, "float32"),
+            patch_images=array_payload(patches.indices, "int32"),
+            patch_boxes=array_payload(patches.boxes, "int32"),
+            receptive_field=[int(s) for s in patches.receptive_field.size],
+        )
+        budget -= shown.nbytes
+    else:
+        out.update(patches=None, patch_values=None, patch_images=None, patch_boxes=None, receptive_field=None)
+    curve = torch.stack([v[index] for v in history]).float() if history else torch.zeros(0)
+    steps = np.asarray(frame_steps[: len(stack)], np.int32)
+    if len(stack):
+        room = budget - 4096 - 4 * (curve.numel() + len(stack))
+        size, kept = plan_snapshots(stack.shape[1], stack.shape[2], len(stack), room)
+        stack, steps = stack[kept], steps[kept]
+        if size != tuple(stack.shape[1:3]):
+            stack = downsample_images(stack, size)
+    out.update(
+        frames=array_payload(np.ascontiguousarray(stack)),
+        frame_steps=array_payload(steps),
+        curve=array_payload(curve, "float32"),
+    )
+    out["bytes"] = wire_bytes(out)
+    return out
+
+
+def activations_payload(maps: torch.Tensor, image: np.ndarray, index: int) -> dict[str, Any]:
+    """The ``activations`` trait: ``(C, h, w)`` feature maps quantised to uint8 per channel (each with its
+    own range; symmetric when the layer's maps have both signs) and the image they belong to."""
+    m = maps.detach().float().cpu().numpy()
+    if m.ndim != 3:
+        raise InputError(f"activation maps are (C, h, w); got shape {m.shape}")
+    signed = bool((m < 0).any() and (m > 0).any())
+    ranges = np.zeros((m.shape[0], 2), np.float32)
+    q = np.zeros(m.shape, np.uint8)
+    for c in range(m.shape[0]):
+        lo, hi = float(m[c].min()), float(m[c].max())
+        if signed:
+            lo, hi = -max(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+        ranges[c] = (lo, hi)
+        q[c] = quantize(m[c], lo, hi)
+    return {
+        "index": int(index),
+        "image": array_payload(_fit(image[None], IMAGE_SIDE)[0]),
+        "maps": array_payload(q),
+        "ranges": array_payload(ranges),
+        "mean": array_payload(m.reshape(m.shape[0], -1).mean(1), "float32"),
+        "signed": signed,
+    }
+
+
+def dissection_payload(result: fv.Dissection) -> dict[str, Any]:
+    """The ``dissection`` trait: the IoU of every unit with every concept."""
+    return {
+        "layer": result.layer,
+        "concepts": list(result.concepts),
+        "iou": array_payload(result.iou, "float32"),
+        "thresholds": array_payload(result.thresholds, "float32"),
+        "quantile": float(result.quantile),
+    }
+
+
+# ----- the widget ------------------------------------------------------------------------------------
+
+
+class FeatureGallery(PngFallbackWidget):
+    """Channels of a layer visualised by activation maximisation; click one for its optimisation scrubber
+    and top patches. Build it with :func:`feature_gallery` (computes, streaming) or :meth:`from_results`."""
+
+    _esm = esm("gallery")
+    _bundle_name = "gallery"
+
+    layer = traitlets.Unicode("").tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+    channels = traitlets.List(traitlets.Int()).tag(sync=True)
+    tiles = traitlets.Dict().tag(sync=True)
+    objective = traitlets.Dict().tag(sync=True)
+    step = traitlets.Int(0).tag(sync=True)
+    n_steps = traitlets.Int(0).tag(sync=True)
+    selected = traitlets.Int(-1).tag(sync=True)
+    detail = traitlets.Dict().tag(sync=True)
+    frame = traitlets.Int(-1).tag(sync=True)
+    thumbnails = traitlets.Dict().tag(sync=True)
+    activations = traitlets.Dict().tag(sync=True)
+    dissection = traitlets.Dict().tag(sync=True)
+    tab = traitlets.Unicode("features").tag(sync=True)
+    progress = traitlets.Float(0.0).tag(sync=True)
+    status = traitlets.Unicode("idle").tag(sync=True)
+    phase = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.frame_budget = float(kwargs.pop("frame_budget", FRAME_BUDGET))
+        #: the finished :class:`~xaiwidgets.featurevis.FeatureVis` (None while optimising or when cancelled)
+        self.result: fv.FeatureVis | None = None
+        #: ``{channel: TopPatches}``
+        self.patches: dict[int, fv.TopPatches] = {}
+        self.dissection_result: fv.Dissection | None = None
+        self._frames: list[np.ndarray] = []
+        self._frame_steps: list[int] = []
+        self._history: list[torch.Tensor] = []
+        self._display: Display | None = None
+        self._images: torch.Tensor | None = None
+        self._shown: np.ndarray | None = None  # uint8 display images of the activation picker
+        self._maps: dict[int, torch.Tensor] = {}  # image index -> (C, h, w)
+        self._module: Any = None
+        self._lock = threading.Lock()
+        self._worker: Worker | None = None
+        self._error: Exception | None = None
+        super().__init__(**kwargs)
+        self.on_msg(self._on_message)
+
+    # ----- construction from results
+    @classmethod
+    def from_results(
+        cls,
+        vis: fv.FeatureVis,
+        channels: Sequence[int],
+        *,
+        layer: str = "",
+        patches: dict[int, fv.TopPatches] | None = None,
+        images: torch.Tensor | None = None,
+        activation_maps: torch.Tensor | None = None,
+        dissection: fv.Dissection | None = None,
+        display: Display | None = None,
+        frame_budget: float = FRAME_BUDGET,
+    ) -> FeatureGallery:
+        """A gallery of results computed beforehand: ``vis`` from ``maximize`` with
+        ``channel_objectives(layer, channels)`` (``snapshot_every`` for the scrubber), ``patches`` from
+        ``top_patches_per_channel`` over the model-ready ``images``, ``activation_maps`` ``(N, C, h, w)``
+        of (the first) ``images``, ``dissection`` from ``dissect``. ``display`` maps model-ready images
+        to uint8 (default: min-max of ``images``)."""
+        channels = [int(c) for c in channels]
+        if vis.images.shape[0] != len(channels):
+            raise ParameterError(f"{len(channels)} channels for {vis.images.shape[0]} visualised images")
+        view = cls(layer=layer, channels=channels, frame_budget=frame_budget)
+        if images is not None:
+            view._set_images(images, display)
+        view.patches = dict(patches or {})
+        if activation_maps is not None:
+            maps = activation_maps if activation_maps.dim() == 4 else activation_maps[None]
+            view._maps = {i: maps[i] for i in range(maps.shape[0])}
+        view._finish(vis)
+        if view._maps:
+            if images is not None:
+                view._thumbs(len(view._maps))
+            view._show_activations(min(view._maps))
+        if dissection is not None:
+            view.dissection_result = dissection
+            view.dissection = dissection_payload(dissection)
+        view.title = f"{layer or vis.objective} · {len(channels)} channels"
+        return view
+
+    # ----- requests from the browser and control
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
+        kind = content.get("type")
+        request_id = content.get("id", "")
+        if kind == "cancel":
+            self.cancel()
+            self.send({"type": "accepted", "id": request_id})
+        elif kind == "select":
+            self.send({"type": "accepted", "id": request_id})
+            try:
+                self.select(content.get("channel"))
+            except Exception as exc:
+                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
+                return
+            self.send({"type": "done", "id": request_id, "status": "done"})
+        elif kind == "activations":
+            self.send({"type": "accepted", "id": request_id})
+            self._request_activations(content.get("image"), request_id)
+
+    def select(self, channel: Any) -> None:
+        """Open ``channel`` (one of ``channels``; ``-1`` closes): its snapshots and top patches fill ``detail``."""
+        if isinstance(channel, bool) or not isinstance(channel, int):
+            raise ParameterError(f"channel must be an int, got {channel!r}")
+        if channel == -1:
+            self.selected = -1
+            self.detail = {}
+            return
+        if channel not in self.channels:
+            raise ParameterError(f"channel {channel} is not in this gallery (channels {list(self.channels)}); "
+                                 "build a gallery with channels=[...] including it")
+        self.selected = channel
+        self.frame = -1
+        self._update_detail()
+
+    def cancel(self) -> None:
+        """Stop the computation in progress (tiles and snapshots received so far stay)."""
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the computation ended; False on timeout."""
+        return True if self._worker is None else self._worker.wait(timeout)
+
+    # ----- internals
+    def _set_images(self, images: torch.Tensor, display: Display | None) -> None:
+        self._images = images.detach()
+        self._display = display or display_function(None, images)
+
+    def _snapshot(self) -> tuple[list[np.ndarray], list[int], list[torch.Tensor]]:
+        with self._lock:
+            return list(self._frames), list(self._frame_steps), list(self._history)
+
+    def _update_detail(self) -> None:
+        channel = self.selected
+        if channel < 0 or channel not in self.channels:
+            return
+        index = list(self.channels).index(channel)
+        frames, steps, history = self._snapshot()
+        final = None if self.result is None else float(self.result.final_values[index])
+        self.detail = detail_payload(
+            channel, index, frames, steps, history, n_steps=self.n_steps, final_value=final,
+            patches=self.patches.get(channel), display=self._display, budget=self.frame_budget,
+        )
+
+    def _on_frames(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._frames = list(data["frames"])
+            self._frame_steps = list(data["frame_steps"])
+            self._history = list(data["objective_values"])
+        self.tiles = tiles_payload(self._frames[-1])
+        self.objective = array_payload(self._history[-1], "float32")
+        self.step = int(self._frame_steps[-1])
+        if self.selected >= 0:
+            self._update_detail()
+
+    def _finish(self, vis: fv.FeatureVis) -> None:
+        with self._lock:
+            if vis.frames is not None:
+                self._frames = list(vis.frames)
+                self._frame_steps = list(vis.frame_steps)
+            else:
+                self._frames = [vis.to_uint8()]
+                self._frame_steps = [int(vis.params.get("n_steps", 0))]
+            self._history = list(vis.objective_values)
+        self.result = vis
+        self.n_steps = int(vis.params.get("n_steps", len(vis.objective_values)))
+        self.step = self.n_steps
+        self.tiles = tiles_payload(vis.to_uint8())
+        self.objective = array_payload(vis.final_values, "float32")
+        if self.selected >= 0:
+            self._update_detail()
+
+    def _show_activations(self, index: int) -> None:
+        image = self._shown[index] if self._shown is not None and index < len(self._shown) else None
+        if image is None and self._images is not None and self._display is not None:
+            image = self._display(self._images[index : index + 1])[0]
+        if image is None:
+            maps = self._maps[index]
+            image = np.zeros((*maps.shape[-2:], 3), np.uint8)
+        self.activations = activations_payload(self._maps[index], image, index)
+
+    def _thumbs(self, count: int) -> None:
+        assert self._images is not None and self._display is not None
+        n = min(count, self._images.shape[0])
+        self._shown = self._display(self._images[:n])
+        self.thumbnails = {"count": int(self._images.shape[0]),
+                           "images": array_payload(_fit(self._shown, THUMB_SIDE))}
+
+    def _request_activations(self, image: Any, request_id: str) -> None:
+        n = 0 if self._images is None else int(self._images.shape[0])
+        if isinstance(image, bool) or not isinstance(image, int) or not 0 <= image < max(n, len(self._maps)):
+            self.send({"type": "done", "id": request_id, "status": "error",
+                       "error": f"no data-set image {image!r} (the gallery has {max(n, len(self._maps))})"})
+            return
+        if image in self._maps:
+            self._show_activations(image)
+            self.send({"type": "done", "id": request_id, "status": "done"})
+            return
+        if self._worker is None or self._module is None:
+            self.send({"type": "done", "id": request_id, "status": "error",
+                       "error": "no model to compute activations with (a gallery built from results)"})
+            return
+
+        def job(_cancel: threading.Event) -> None:  # queued: never overlaps the optimisation's hooks
+            try:
+                self._maps[image] = fv.activations(self._module, self.layer, self._images[image])
+                self._show_activations(image)
+            except Exception as exc:
+                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
+                return
+            self.send({"type": "done", "id": request_id, "status": "done"})
+
+        self._worker.submit(job, cancel_running=False)
+
+    def _fallback_png(self) -> bytes | None:
+        t = self.tiles
+        if not t or not t.get("shape"):
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.figure import Figure
+
+        tiles = np.frombuffer(t["data"], np.uint8).reshape(t["shape"])
+        values = np.frombuffer(self.objective["data"], np.float32) if self.objective else None
+        n = tiles.shape[0]
+        cols = min(n, 8)
+        rows = -(-n // cols)
+        fig = Figure(figsize=(1.4 * cols, 1.6 * rows + 0.3), dpi=80)
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < n:
+                ax.imshow(tiles[i])
+                label = f"ch {self.channels[i]}" if i < len(self.channels) else ""
+                if values is not None and i < len(values):
+                    label += f" · {values[i]:.3g}"
+                ax.set_title(label, fontsize=8)
+        if self.title:
+            fig.suptitle(self.title, fontsize=9)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+# ----- computing a gallery -------------------------------------------------------------------------
+
+
+def _model_images(images: Any, module: torch.nn.Module, adapter: Any) -> torch.Tensor:
+    if isinstance(images, torch.Tensor) and images.is_floating_point():
+        return as_batch(images, module).detach().cpu()
+    if adapter is None:
+        raise InputError("images must be a model-ready float tensor (N, C, H, W); raw images (PIL, arrays) "
+                         "need an ImageClassifier adapter to preprocess them")
+    raw = list(images) if isinstance(images, (list, tuple)) else [images]
+    return adapter.preprocess(raw).detach().cpu()
+
+
+def _channel_count(module: torch.nn.Module, layer: Any, probe: torch.Tensor) -> int:
+    return int(fv.activations(module, layer, probe[:1]).shape[1])
+
+
+def feature_gallery(
+    model: Any,
+    layer: str,
+    channels: Sequence[int] | None = None,
+    images: Any = None,
+    *,
+    concept_masks: Any = None,
+    concept_names: Sequence[str] | None = None,
+    quantile: float = 0.995,
+    k: int = 9,
+    n_steps: int = 256,
+    size: int = 128,
+    snapshot_every: int | None = None,
+    activation_images: int = 16,
+    batch_size: int = 32,
+    wait: bool = False,
+    frame_budget: float = FRAME_BUDGET,
+    **params: Any,
+) -> FeatureGallery:
+    """A :class:`FeatureGallery` of ``layer``'s ``channels`` (default: the first 16), computed in the kernel.
+
+    Returns at once and computes on a worker thread, streaming into the widget: the activation maps of the
+    first ``activation_images`` data-set ``images`` (model-ready ``(N, C, H, W)``, or raw images with an
+    ImageClassifier), the ``k`` top patches of every channel over ``images`` (one pass), network
+    dissection when ``concept_masks`` are given (see :func:`~xaiwidgets.featurevis.dissect`), then ONE
+    batched :func:`~xaiwidgets.featurevis.maximize` run with an image per channel (``size`` px,
+    ``n_steps``, a snapshot every ``snapshot_every`` steps, default ``n_steps // 16``; ``params`` go to
+    ``maximize``: ``param``, ``decorrelate``, ``transforms``, ``lr``, ``seed``, ...). ``progress`` and
+    ``status`` follow the work; ``cancel()`` stops it. ``wait=True`` blocks until done, with tqdm bars.
+    """
+    module, adapter = unwrap_model(model)
+    if not isinstance(layer, str):
+        raise ParameterError("layer must be the dotted name of a module, e.g. '_blocks.9' or 'layer3'")
+    resolve_model(model)  # a clear error for models that cannot be hooked
+    get_layer(module, layer)  # unknown names fail here, with suggestions
+    for name in ("progress", "batch", "objective"):
+        if name in params:
+            raise ParameterError(f"{name!r} is set by the gallery; remove it")
+    x = None if images is None else _model_images(images, module, adapter)
+    chans = None if channels is None else [int(c) for c in channels]
+    if chans is not None and not chans:
+        raise ParameterError("channels must name at least one channel")
+    snapshot_every = snapshot_every or max(1, n_steps // 16)
+    view = FeatureGallery(layer=layer, channels=chans or [], frame_budget=frame_budget, status="computing",
+                          title=f"{layer} · computing")
+    view._module = model
+    view.n_steps = int(n_steps)
+    if x is not None:
+        view._set_images(x, display_function(adapter, x))
+    view._worker = Worker("xaiwidgets-gallery")
+    phases = ["activations"] if x is not None else []
+    phases += ["top patches"] if x is not None else []
+    phases += ["dissection"] if concept_masks is not None else []
+    phases += ["optimising"]
+    total = sum(_WEIGHTS[p] for p in phases)
+
+    def job(cancel: threading.Event) -> None:
+        done = [0.0]
+
+        def tracker(phase: str, on_event: Callable[[str, Any], None] | None = None) -> Progress:
+            view.phase = phase
+            base, weight = done[0], _WEIGHTS[phase] / total
+            done[0] += weight
+            return Progress(lambda f, _m: setattr(view, "progress", min(1.0, base + weight * f)),
+                            tqdm=wait, cancel_event=cancel, on_event=on_event)
+
+        try:
+            chans_ = chans
+            if chans_ is None:
+                probe = x if x is not None else torch.rand(1, 3, size, size)
+                chans_ = list(range(min(DEFAULT_CHANNELS, _channel_count(module, layer, probe))))
+                view.channels = chans_
+            if x is not None:
+                prog = tracker("activations")
+                n = min(activation_images, x.shape[0])
+                view._thumbs(n)
+                for a in range(0, n, 8):
+                    maps = fv.activations(model, layer, x[a : min(n, a + 8)])
+                    for i in range(maps.shape[0]):
+                        view._maps[a + i] = maps[i]
+                    prog.update(min(n, a + 8), n, "activations")
+                if view._maps:
+                    view._show_activations(0)
+                view.patches = fv.top_patches_per_channel(model, layer, chans_, x, k=k, batch_size=batch_size,
+                                                          progress=tracker("top patches"))
+            if concept_masks is not None:
+                if x is None:
+                    raise InputError("dissection needs the images the concept masks belong to: pass images=")
+                result = fv.dissect(model, layer, x, concept_masks, quantile=quantile,
+                                    concept_names=concept_names, batch_size=batch_size,
+                                    progress=tracker("dissection"))
+                view.dissection_result = result
+                view.dissection = dissection_payload(result)
+            last = [0.0]
+
+            def on_event(event: str, data: Any) -> None:
+                if event != "frames" or time.perf_counter() - last[0] < UPDATE_INTERVAL:
+                    return
+                last[0] = time.perf_counter()
+                view._on_frames(data)
+
+            vis = fv.maximize(model, fv.channel_objectives(layer, chans_), size=size, n_steps=n_steps,
+                              snapshot_every=snapshot_every, progress=tracker("optimising", on_event), **params)
+            view._finish(vis)
+            view.progress = 1.0
+            view.status = "idle"
+            status, error = "done", ""
+        except Cancelled:
+            view.status = "cancelled"
+            status, error = "cancelled", ""
+        except Exception as exc:
+            view._error = exc
+            error = f"{type(exc).__name__}: {exc}"
+            view.status = f"error: {error}"
+            status = "error"
+        view.phase = ""
+        view.title = f"{layer} · {len(view.channels)} channels"
+        if view.selected >= 0:
+            view._update_detail()
+        view.send({"type": "done", "id": "", "status": status, **({"error": error} if error else {})})
+
+    view._worker.submit(job)
+    if wait:
+        view.wait()
+        if view._error is not None:
+            raise view._error
+    return view
