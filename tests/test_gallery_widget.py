@@ -232,3 +232,16 @@ def test_model_is_unchanged(tiny_cnn, data):
     assert all(p.grad is None and p.requires_grad for p in tiny_cnn.parameters())
     assert not any(m.training for m in tiny_cnn.modules())
     torch.testing.assert_close(tiny_cnn(x), out)
+
+
+def test_raw_images_through_an_image_classifier(tiny_cnn):
+    """Raw uint8 photos are preprocessed by the adapter; patches and thumbnails are shown de-normalised."""
+    clf = xw.ImageClassifier(tiny_cnn, input_size=20)
+    rng = np.random.default_rng(0)
+    raw = [rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for _ in range(3)]
+    g = feature_gallery(clf, LAYER, channels=[2], images=raw, k=2, n_steps=2, size=16, wait=True)
+    x = clf.preprocess(raw)
+    assert g.thumbnails["count"] == 3
+    np.testing.assert_array_equal(arr(g.thumbnails["images"]), clf.to_display(x))
+    g.select(2)
+    np.testing.assert_array_equal(arr(g.detail["patches"]), clf.to_display(g.patches[2].patches))
