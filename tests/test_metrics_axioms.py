@@ -152,7 +152,10 @@ def test_implementation_invariance_refuses_different_functions():
 def test_input_invariance_kindermans(demo, method, invariant):
     clf, _, x = demo
     before = copy.deepcopy(clf.model.state_dict())
-    result = input_invariance(clf, x[:4], method)
+    fractions = []
+    result = input_invariance(clf, x[:4], method, batch_size=2,
+                              progress=Progress(lambda f, m: fractions.append(f), tqdm=False))
+    assert fractions == [0.25, 0.5, 0.75, 1.0]  # two explanations of 4 inputs in chunks of 2
     assert result.output_gap < 1e-4  # the shifted copy computes the same scores
     assert bool(result.passed.all()) is invariant
     if not invariant:

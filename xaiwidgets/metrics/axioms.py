@@ -374,6 +374,7 @@ def implementation_invariance(
     atol: float = 1e-6,
     output_atol: float = 1e-4,
     batch_size: int | None = 64,
+    progress: Progress | bool | None = None,
 ) -> InvarianceResult:
     """Explain ``inputs`` with two functionally equal models and compare. Raises ParameterError when the
     models' outputs differ by more than ``output_atol`` on the inputs (the axiom presumes equal functions)."""
@@ -388,8 +389,13 @@ def implementation_invariance(
             f"the two models differ by up to {gap:.3g} on these inputs; implementation invariance compares "
             "functionally equal networks (raise output_atol if the difference is rounding)"
         )
-    a = explain_batched(explain, net_a, x, resolved, batch_size)
-    b = explain_batched(explain, net_b, x_b, resolved.to(x_b.device), batch_size).to(a.device)
+    tracker, n = as_progress(progress), x.shape[0]
+    try:
+        a = explain_batched(explain, net_a, x, resolved, batch_size, tracker, 0, 2 * n)
+        b = explain_batched(explain, net_b, x_b, resolved.to(x_b.device), batch_size, tracker, n, 2 * n)
+    finally:
+        tracker.close()
+    b = b.to(a.device)
     return InvarianceResult(reference=a.cpu(), other=b.cpu(), output_gap=gap, rtol=rtol, atol=atol,
                             method=method_label(method))
 
@@ -506,6 +512,7 @@ def input_invariance(
     rtol: float = 1e-3,
     atol: float = 1e-6,
     batch_size: int | None = 64,
+    progress: Progress | bool | None = None,
 ) -> InvarianceResult:
     """Explain ``model`` at ``x`` and a copy whose first-layer bias absorbs ``shift`` at ``x + shift``
     (Kindermans et al. 2019); the two networks compute the same function of the content, so an
@@ -519,8 +526,12 @@ def input_invariance(
     shifted = shift_absorbed(net, x, shift)
     x_shifted = x + _shift_tensor(shift, x)
     gap = float((target_scores(shifted, x_shifted, resolved) - fx).abs().max())
-    a = explain_batched(explain, net, x, resolved, batch_size)
-    b = explain_batched(explain, shifted, x_shifted, resolved, batch_size)
+    tracker, n = as_progress(progress), x.shape[0]
+    try:
+        a = explain_batched(explain, net, x, resolved, batch_size, tracker, 0, 2 * n)
+        b = explain_batched(explain, shifted, x_shifted, resolved, batch_size, tracker, n, 2 * n)
+    finally:
+        tracker.close()
     return InvarianceResult(reference=a.cpu(), other=b.cpu(), output_gap=gap, rtol=rtol, atol=atol,
                             method=method_label(method))
 
