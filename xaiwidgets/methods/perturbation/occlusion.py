@@ -19,9 +19,10 @@ from ...core.attribution import Attribution
 from ...core.errors import ParameterError
 from ...core.progress import Progress
 from ...core.targets import TargetLike
+from .._chunks import ChunkPlanner, Retry, row_bytes
 from ..base import Method
 from ..registry import register
-from ._common import check_positive_int, scores_and_target
+from ._common import check_batch_size, scores_and_target
 from .features import resolve_baseline, target_values
 
 
@@ -81,13 +82,14 @@ def window_indicators(shape: tuple[int, ...], window: tuple[int, ...], stride: t
 
 @register
 class Occlusion(Method):
-    """Occlusion with a sliding window; every window evaluated, ``batch_size`` windows per model call."""
+    """Occlusion with a sliding window; every window evaluated, ``batch_size`` windows per model call (None:
+    the size measured fastest)."""
 
     name = "occlusion"
     family = "perturbation"
     reference = "Zeiler & Fergus 2014, arXiv:1311.2901"
     default_reduce = "sum"
-    defaults: ClassVar[dict[str, Any]] = {"window": None, "stride": None, "baseline": 0.0, "batch_size": 64}
+    defaults: ClassVar[dict[str, Any]] = {"window": None, "stride": None, "baseline": 0.0, "batch_size": None}
 
     @staticmethod
     def _resolve(inputs: torch.Tensor, params: dict[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -102,7 +104,7 @@ class Occlusion(Method):
         return window_geometry(shape, window, stride)
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
-        check_positive_int(params, "batch_size")
+        check_batch_size(params)
         self._resolve(inputs, params)
 
     def _attribute(
@@ -117,17 +119,31 @@ class Occlusion(Method):
         ind = window_indicators(shape, window, stride, inputs.device)
         counts = tuple(i.shape[0] for i in ind)
         total = math.prod(counts)
-        batch = params["batch_size"]
+        # a window over every channel: one (B, 1, ...) mask broadcast over the channels
+        full_channels = len(shape) > 1 and counts[0] == 1 and bool(ind[0].all())
+        mask_axes = [torch.ones_like(ind[0][:, :1]), *ind[1:]] if full_channels else ind
+        planner = ChunkPlanner(row_bytes(inputs), inputs.device, params["batch_size"])
+        buffer = torch.empty(0, dtype=inputs.dtype, device=inputs.device)
         values = torch.empty_like(inputs)
         for n in range(inputs.shape[0]):
             x, b = inputs[n : n + 1], baseline[n : n + 1]
             drops = []
-            for a in range(0, total, batch):
-                flat = torch.arange(a, min(total, a + batch), device=inputs.device)
-                mask = self._masks(ind, counts, flat)
-                occluded = x * (1 - mask) + b * mask
-                drops.append(scores[n] - target_values(self.model, occluded, int(resolved[n]), batch))
-                progress.update(n * total + flat[-1].item() + 1, inputs.shape[0] * total, self.name)
+            start = 0
+            while start < total:
+                size = planner.next(total - start)
+                flat = torch.arange(start, start + size, device=inputs.device)
+                if buffer.shape[0] < size:
+                    buffer = torch.empty((size, *shape), dtype=inputs.dtype, device=inputs.device)
+                mask = self._masks(mask_axes, counts, flat)
+                occluded = torch.mul(x, 1 - mask, out=buffer[:size]).addcmul_(b, mask)  # x (1 - m) + b m
+                try:
+                    f = planner.run(size, lambda k, o=occluded, t=int(resolved[n]): target_values(self.model, o, t, k))
+                except Retry:
+                    buffer = buffer[:0]
+                    continue
+                drops.append(scores[n] - f)
+                start += size
+                progress.update(n * total + start, inputs.shape[0] * total, self.name)
             diff = torch.cat(drops).view(counts)
             # sum over windows of drop * mask, contracted axis by axis; divided by the number of windows
             acc = diff
