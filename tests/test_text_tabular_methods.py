@@ -399,3 +399,17 @@ def test_cancel_keeps_finished_inputs(table, rows):
     assert partial.values.shape == (3, 5) and partial.extras["complete"][0] and not partial.extras["complete"][2]
     done = xw.attribute(table, rows[:1], "exact_shapley", progress=False)
     torch.testing.assert_close(partial.values[0], done.values[0])
+
+
+def test_registry_modalities_match_what_runs(table, rows):
+    """``xw.methods.available(modality=...)`` lists exactly the methods the text path runs (plus the methods
+    with their own text handling), and tabular methods that only mask images say so."""
+    from xaiwidgets.methods.modalities import TEXT_METHODS
+
+    text = {r["name"] for r in xw.methods.available(modality="text")}
+    assert text == {*TEXT_METHODS, "anchors", "attention_rollout", "transformer_relevance"}
+    assert "rise" not in {r["name"] for r in xw.methods.available(modality="tabular")}
+    with pytest.raises(ParameterError, match="does not explain table rows"):
+        xw.attribute(table, rows, "rise")
+    with pytest.raises(ParameterError, match="'discretize'"):
+        xw.attribute(table, rows, "kernel_shap", discretize=False)

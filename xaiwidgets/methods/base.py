@@ -28,7 +28,8 @@ class Method:
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
-    modalities: ClassVar[tuple[str, ...]] = ("image", "tabular", "text")
+    #: inputs the method explains; "text" only where xaiwidgets.methods.modalities handles it
+    modalities: ClassVar[tuple[str, ...]] = ("image", "tabular")
     reference: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     default_reduce: ClassVar[str] = "sum"

@@ -17,7 +17,7 @@ from ...core.state import preserved, warn_if_training
 from ...core.tabular import TabularModel
 from ...core.targets import TargetLike
 from ...core.text import TextClassifier
-from .tabular import LIME_PARAMS, explain_tabular
+from .tabular import COALITION_METHODS, LIME_PARAMS, explain_tabular
 from .text import TEXT_METHODS, TEXT_PARAMS, explain_text
 
 __all__ = ["TEXT_METHODS", "attribute_adapter", "is_adapter"]
@@ -52,7 +52,10 @@ def attribute_adapter(
         _check_names(method, {**method.instance_params, **params}, TEXT_PARAMS)
         run = explain_text
     else:
-        _check_names(method, {**method.instance_params, **params}, {**LIME_PARAMS, "background": None})
+        extra = {"background": None} if method.name in COALITION_METHODS else {}
+        if method.name == "lime":
+            extra.update(LIME_PARAMS)
+        _check_names(method, {**method.instance_params, **params}, extra)
         run = explain_tabular
     params = {**method.instance_params, **params}
     params.pop("device", None)

@@ -45,13 +45,13 @@ def end_values(game: CoalitionGame) -> tuple[float, float]:
     return float(v[0]), float(v[1])
 
 
-def exact_shapley(game: CoalitionGame, progress: Progress, label: str) -> torch.Tensor:
+def exact_shapley(game: CoalitionGame, progress: Progress, label: str, hint: str = "") -> torch.Tensor:
     """Exact Shapley values over all ``2**M`` coalitions (M <= 16), in the game's chunks."""
     m = game.n_features
     if m > MAX_EXACT_PLAYERS:
         raise ParameterError(
             f"exact_shapley enumerates 2**M coalitions and this input has M={m} features (more than "
-            f"{MAX_EXACT_PLAYERS}); use 'kernel_shap' or 'shapley_sampling' (or level='word' for a text)"
+            f"{MAX_EXACT_PLAYERS}); use 'kernel_shap' or 'shapley_sampling'{hint}"
         )
     z = all_coalitions(m, game.masker.x.device)
     out: list[torch.Tensor] = []
@@ -64,11 +64,12 @@ def exact_shapley(game: CoalitionGame, progress: Progress, label: str) -> torch.
 
 
 def shapley_game(method: Any, index: int, game: CoalitionGame, params: dict[str, Any], progress: Progress,
-                 stream: Stream) -> GameResult:
-    """One input's Shapley-type values with ``method`` (a KernelShap, ShapleySampling or ExactShapley)."""
+                 stream: Stream, hint: str = "") -> GameResult:
+    """One input's Shapley-type values with ``method`` (a KernelShap, ShapleySampling or ExactShapley);
+    ``hint`` ends the error message when there are too many features for exact values."""
     base, output = end_values(game)
     if method.name == "exact_shapley":
-        phi = exact_shapley(game, progress, f"{method.name}: input {index + 1}")
+        phi = exact_shapley(game, progress, f"{method.name}: input {index + 1}", hint)
         return GameResult(phi, base, output, torch.zeros_like(phi), True)
     if method.name == "kernel_shap":
         found = method._one(index, game, params, progress, stream)  # (phi, stderr, exact, ...)

@@ -202,7 +202,8 @@ def _coalitions(
             if name == "lime":
                 done.append(_lime_one(i, game, params, sub))
             else:
-                done.append(shapley_game(method, i, game, params, sub, stream))
+                hint = " (level='word' has fewer features)" if level == "token" else ""
+                done.append(shapley_game(method, i, game, params, sub, stream, hint))
     except Cancelled as exc:
         rows = [r.phi.float().cpu() for r in done] + [torch.zeros(g.n_features) for g in games[len(done) :]]
         extras = text_extras(clf, texts, encs, level, resolved)

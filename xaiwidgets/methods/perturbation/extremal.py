@@ -55,6 +55,7 @@ class ExtremalPerturbation(Method):
 
     name = "extremal_perturbation"
     family = "perturbation"
+    modalities = ("image",)
     reference = "Fong, Patrick & Vedaldi 2019, arXiv:1910.08485"
     default_reduce = "mean"
     signed = False

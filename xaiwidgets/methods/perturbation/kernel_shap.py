@@ -84,6 +84,7 @@ class KernelShap(FeatureMethod):
     """KernelSHAP over features (superpixels, patches or columns); see the module docstring."""
 
     name = "kernel_shap"
+    modalities = ("image", "tabular", "text")
     reference = "Lundberg & Lee 2017, arXiv:1705.07874"
     defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 512,

@@ -132,6 +132,7 @@ class Lime(FeatureMethod):
     """
 
     name = "lime"
+    modalities = ("image", "tabular", "text")
     reference = "Ribeiro, Singh & Guestrin 2016, arXiv:1602.04938"
     default_segmentation = "quickshift"
     defaults: ClassVar[dict[str, Any]] = {

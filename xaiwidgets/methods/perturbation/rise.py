@@ -59,6 +59,7 @@ class Rise(Method):
 
     name = "rise"
     family = "perturbation"
+    modalities = ("image",)
     reference = "Petsiuk, Das & Saenko 2018, arXiv:1806.07421"
     default_reduce = "mean"
     defaults: ClassVar[dict[str, Any]] = {

@@ -73,6 +73,7 @@ class ShapleySampling(FeatureMethod):
     """Permutation-sampling Shapley values over features; ``n_samples`` orderings (rounded up to pairs)."""
 
     name = "shapley_sampling"
+    modalities = ("image", "tabular", "text")
     reference = "Strumbelj & Kononenko 2010, JMLR 11:1-18; 2014, KAIS 41:647-665"
     defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 32,
@@ -161,6 +162,7 @@ class ExactShapley(FeatureMethod):
     """Exact Shapley values over at most 16 features (2**M model evaluations per input)."""
 
     name = "exact_shapley"
+    modalities = ("image", "tabular", "text")
     reference = "Shapley 1953, Contributions to the Theory of Games II"
     defaults: ClassVar[dict[str, Any]] = {
         "baseline": 0.0,
