@@ -472,7 +472,16 @@ class TextClassifier:
         """
         enc = text if isinstance(text, Encoding) else self.encode(text)
         ids, mask = self.coalition_inputs(enc, masks, level=level, replace=replace)
-        out = [self(ids[a : a + batch_size], mask[a : a + batch_size]) for a in range(0, ids.shape[0], batch_size)]
+        # "remove" keeps tokens on the left: a model that reads the attention mask loses nothing when the
+        # all-padding tail columns of a chunk are dropped (about 10% of LIME's time on the demo model)
+        trim = replace == "remove" and (self._with_mask or self._forward is not None)
+        out = []
+        for a in range(0, ids.shape[0], batch_size):
+            i, m = ids[a : a + batch_size], mask[a : a + batch_size]
+            if trim and m.numel():
+                width = max(1, int(m.sum(1).max()))
+                i, m = i[:, :width], m[:, :width]
+            out.append(self(i, m))
         return torch.cat(out) if out else torch.zeros(0, 0, device=ids.device)
 
     def coalition_game(
