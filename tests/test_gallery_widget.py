@@ -4,8 +4,10 @@ of compute."""
 
 from __future__ import annotations
 
+import base64
 import time
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -201,8 +203,15 @@ def test_from_results_without_a_model(tiny_cnn, data):
     assert "no model" in rec.of("x")[-1]["error"]
     with pytest.raises(ParameterError, match="3 channels for 2"):
         FeatureGallery.from_results(vis, [1, 2, 3])
-    bundle = g._repr_mimebundle_()[0]
-    assert bundle["image/png"] and "application/vnd.jupyter.widget-view+json" in bundle
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands in for the notebook's inline backend
+    try:
+        bundle = g._repr_mimebundle_()[0]
+        assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+        assert "application/vnd.jupyter.widget-view+json" in bundle
+        assert matplotlib.get_backend() == "svg", "the PNG fallback must not switch the notebook's backend"
+    finally:
+        matplotlib.use(before)
 
 
 def test_errors_say_what_to_do(tiny_cnn, data):

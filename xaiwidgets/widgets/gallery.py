@@ -390,9 +390,8 @@ class FeatureGallery(PngFallbackWidget):
         t = self.tiles
         if not t or not t.get("shape"):
             return None
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
+        # a bare Figure renders to PNG without pyplot; matplotlib.use() here would switch the notebook's own
+        # backend (inline plots stop showing after the first gallery is displayed)
         from matplotlib.figure import Figure
 
         tiles = np.frombuffer(t["data"], np.uint8).reshape(t["shape"])
