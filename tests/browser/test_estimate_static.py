@@ -10,11 +10,11 @@ narrower), the cancel button sends its message, and the final frame equals the f
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from harness import WidgetPage
 from test_scrubber_static import harness_value
 
@@ -112,10 +112,10 @@ def test_streamed_estimates_refine_and_the_error_band_shrinks(wpage: WidgetPage)
                            f"band={s['band']:.1f}px points={s['points']}" for s in states))
     ns = [s["n"] for s in states]
     assert ns == [seen[k - 1].n_samples for k in stops], "the view follows the newest estimate"
-    assert all(s2["est"] != s1["est"] for s1, s2 in zip(states, states[1:])), "the heatmap is redrawn"
-    assert all(s2["points"] > s1["points"] for s1, s2 in zip(states, states[1:])), "the error plot grows"
+    assert all(s2["est"] != s1["est"] for s1, s2 in itertools.pairwise(states)), "the heatmap is redrawn"
+    assert all(s2["points"] > s1["points"] for s1, s2 in itertools.pairwise(states)), "the error plot grows"
     # the error band shrinks: mean SE, the fixed-scale error map and the top feature's +-2 SE band
-    assert all(s2["se"] < s1["se"] for s1, s2 in zip(states, states[1:])), [s["se"] for s in states]
+    assert all(s2["se"] < s1["se"] for s1, s2 in itertools.pairwise(states)), [s["se"] for s in states]
     assert states[-1]["se_mean"] < states[0]["se_mean"]
     assert states[-1]["band"] < states[0]["band"]
 
