@@ -28,7 +28,13 @@ import { createLinePlot, type PlotSpec } from "./lineplot";
 import type { DisplayTraits } from "./model";
 import { drawImage, drawOverlay, overlayStyle, type OverlayStyle } from "./overlay";
 
+// The sum series (orange) and the completeness gap (red) have no JupyterLab theme variable of their own,
+// so each theme gets its own shade, every one at least 4.5:1 (WCAG AA) against that theme's backgrounds:
+// the light shades on white and --jp-layout-color2 (also the fallback for VS Code, which defines no --jp-*
+// variables and paints widget outputs white), the dark ones on JupyterLab's dark layout colours.
 const CSS = `
+.xw-scrubber { --xw-series2: #9a4f00; --xw-gap-color: #b3261e; }
+body[data-jp-theme-light="false"] .xw-scrubber { --xw-series2: #f0a35e; --xw-gap-color: #ff8a80; }
 .xw-scrubber { display: inline-flex; flex-direction: column; gap: 8px; max-width: 100%; }
 .xw-scrubber-panels { display: grid; grid-template-columns: repeat(3, 200px); gap: 12px; }
 .xw-scrubber-panel { display: flex; flex-direction: column; gap: 4px; min-width: 0; }
@@ -43,17 +49,17 @@ const CSS = `
 .xw-lineplot-frame { fill: none; stroke: var(--xw-border); }
 .xw-lineplot-line { fill: none; stroke-width: 1.6; }
 .xw-series-f { stroke: var(--xw-accent); }
-.xw-series-sum { stroke: #d9822b; stroke-dasharray: 4 2; }
+.xw-series-sum { stroke: var(--xw-series2); stroke-dasharray: 4 2; }
 .xw-series-conv { stroke: var(--xw-accent); }
 .xw-lineplot-ref { stroke: var(--xw-fg2); stroke-dasharray: 2 3; stroke-width: 1; }
 .xw-lineplot-tick, .xw-lineplot-axis, .xw-lineplot-label { fill: var(--xw-fg2); }
-.xw-lineplot-bracket { fill: none; stroke: #c0392b; stroke-width: 1.4; }
-.xw-gap-label { fill: #c0392b; }
-.xw-lineplot-marker { fill: #c0392b; stroke: white; stroke-width: 1; }
+.xw-lineplot-bracket { fill: none; stroke: var(--xw-gap-color); stroke-width: 1.4; }
+.xw-gap-label { fill: var(--xw-gap-color); }
+.xw-lineplot-marker { fill: var(--xw-gap-color); stroke: var(--xw-bg); stroke-width: 1; }
 .xw-lineplot-cursor { stroke: var(--xw-fg2); stroke-width: .6; }
 .xw-gap { font-size: 12px; color: var(--xw-fg2); white-space: pre-line; font-variant-numeric: tabular-nums; max-width: 22em; }
 .xw-legend-key { font-size: 11px; color: var(--xw-fg2); }
-.xw-key-f { color: var(--xw-accent); } .xw-key-sum { color: #d9822b; }
+.xw-key-f { color: var(--xw-accent); } .xw-key-sum { color: var(--xw-series2); }
 `;
 
 const SPEEDS = [2, 5, 10, 20, 30];
