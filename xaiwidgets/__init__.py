@@ -11,12 +11,14 @@ from .api import attribute
 from .core import Attribution, ImageClassifier
 from .widgets import (
     AnchorView,
+    EvaluationView,
     ExplainDashboard,
     FeatureGallery,
     ForcePlot,
     HeatmapView,
     ScrubberView,
     TokenView,
+    evaluate,
     explain,
     to_html,
 )
@@ -24,7 +26,7 @@ from .widgets import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnchorView", "Attribution", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView", "ImageClassifier",
-    "ScrubberView", "TokenView", "__version__", "attribute", "core", "demo", "explain", "featurevis", "methods",
-    "metrics", "to_html",
+    "AnchorView", "Attribution", "EvaluationView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView",
+    "ImageClassifier", "ScrubberView", "TokenView", "__version__", "attribute", "core", "demo", "evaluate", "explain",
+    "featurevis", "methods", "metrics", "to_html",
 ]

@@ -3,6 +3,7 @@
 from .anchor import AnchorView
 from .dashboard import ExplainDashboard, explain
 from .estimate import EstimateView, stream
+from .evaluation import EvaluationView, evaluate
 from .export import to_html
 from .forceplot import ForcePlot
 from .gallery import FeatureGallery, feature_gallery
@@ -11,6 +12,6 @@ from .scrubber import ScrubberView
 from .tokens import TokenView
 
 __all__ = [
-    "AnchorView", "EstimateView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView", "ScrubberView",
-    "TokenView", "explain", "feature_gallery", "stream", "to_html",
+    "AnchorView", "EstimateView", "EvaluationView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView",
+    "ScrubberView", "TokenView", "evaluate", "explain", "feature_gallery", "stream", "to_html",
 ]
