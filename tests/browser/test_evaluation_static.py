@@ -108,8 +108,9 @@ def test_leaderboard_sorts_best_first_on_a_header_click_and_reverses_on_the_next
     page = wpage.page
     wpage.mount("evaluation", state(view))
     table = view.results.table()
-    order = lambda: page.locator("table.xw-leaderboard tbody tr").evaluate_all(  # noqa: E731
-        "rows => rows.map(r => r.dataset.method)")
+
+    def order() -> list[str]:
+        return page.locator("table.xw-leaderboard tbody tr").evaluate_all("rows => rows.map(r => r.dataset.method)")
     for key, higher in (("insertion", True), ("deletion", False), ("sanity", False)):
         expected = sorted(table, key=lambda m: table[m][key], reverse=higher)
         page.locator(f'th[data-key="{key}"] button').click()
