@@ -172,7 +172,7 @@ class Slow(nn.Module):
         self.inner = inner
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(0.02)
+        time.sleep(0.01 * x.shape[0])  # 10 ms per row: a 41-row perturbation curve takes 0.4 s
         return self.inner(x)
 
 
@@ -191,6 +191,9 @@ def test_cancel_keeps_finished_methods(setup: tuple[Any, torch.Tensor, Any]) -> 
     assert np.isfinite(values[0, 0]) and np.isnan(values[-1, 0])
     # the browser's cancel message goes the same way
     v2 = xw.evaluate(slow, x[:1], ["saliency"], metrics=["deletion"], n_steps=40)
+    while "deletion" not in v2.phase and v2.status == "computing" and time.time() < deadline + 15:
+        time.sleep(0.005)
+    assert v2.status == "computing"
     sent: list[dict[str, Any]] = []
     v2.send = lambda msg, buffers=None: sent.append(msg)  # type: ignore[method-assign]
     v2._on_message(v2, {"type": "cancel", "id": "r1"}, [])
