@@ -76,7 +76,7 @@ def test_payload_shapes_dtypes_and_buffers(view: EvaluationView) -> None:
     assert arr(s["similarity"]).shape == (2, 3, 2)
     for trait in (view.curves, view.leaderboard, view.sanity, view.sweeps):
         no_lists_of_numbers(trait)
-    assert view.payload_bytes < 6_000_000
+    assert view.payload_bytes < 4_000_000
 
 
 def test_metric_values_equal_the_metrics_called_directly(view: EvaluationView,

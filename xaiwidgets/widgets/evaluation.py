@@ -54,7 +54,7 @@ LOCALISATION = ("pointing_game", "energy_pointing_game")
 DEFAULT_METRICS = ("deletion", "insertion", "aopc", "sparseness")
 MAX_THUMBS = 32  # perturbed inputs kept per curve (evenly spread over the steps, first and last kept)
 MIN_THUMB = 24
-DEFAULT_BUDGET = 6_000_000  # bytes of thumbnails and sanity maps
+DEFAULT_BUDGET = 4_000_000  # bytes of the thumbnail strips (all curves together)
 SANITY_MEASURE = "spearman_abs"
 
 
