@@ -5,16 +5,19 @@ images, cascading randomisation of all 9 layers, a SmoothGrad noise sweep) fills
 handed to the built view. Checked: both curve plots and the leaderboard render; hovering a curve point
 shows exactly the perturbed input of that step (pixels equal to ``PerturbationCurve.display(i, k)``, also
 for the second input); a header click sorts the leaderboard best first and a second click reverses it; the
-sanity strip shows a map and the Spearman correlation per randomisation step; the sweep plot renders.
+sanity strip shows a map and the Spearman correlation per randomisation step; the sweep plot renders;
+an ``xw.to_html`` page shows the same perturbed image on hover, offline.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from harness import WidgetPage
+from test_html_export import OfflinePage
 from test_scrubber_static import harness_value
 
 import xaiwidgets as xw
@@ -143,3 +146,26 @@ def test_sanity_strip_and_sweep_plot_render(wpage: WidgetPage, view: EvaluationV
     assert sweep.count() == 1 and sweep.get_attribute("data-param") == "noise_level"
     assert len(sweep.locator("polyline").get_attribute("points").split(" ")) == 3
     wpage.assert_clean()
+
+
+def test_exported_page_shows_the_perturbed_image_on_hover_without_a_kernel(
+    chromium_browser: Any, view: EvaluationView, tmp_path: Path
+) -> None:
+    """``xw.to_html``: the thumbnails travel with the page, so hovering works offline from ``file://``."""
+    path = tmp_path / "evaluation.html"
+    xw.to_html(view, path)
+    op = OfflinePage(chromium_browser)
+    try:
+        op.open(path)
+        page = op.page
+        assert page.locator(ROOT).get_attribute("data-state") == "ok"
+        assert page.locator("table.xw-leaderboard tbody tr").count() == 2
+        page.locator('svg[data-mode="deletion"] circle[data-method="gradcam"][data-step="7"]').hover(force=True)
+        assert page.locator(ROOT).get_attribute("data-hover-step") == "7"
+        w, h = page.evaluate("() => { const c = document.querySelector('canvas.xw-perturbed'); "
+                             "return [c.width, c.height]; }")
+        rgba = np.array(page.evaluate(CANVAS_RGB, "canvas.xw-perturbed"), np.uint8).reshape(h, w, 4)
+        np.testing.assert_array_equal(rgba[..., :3], view.results.curves["deletion"]["gradcam"].display(0, 7))
+        op.assert_clean(path)
+    finally:
+        op.context.close()
