@@ -212,6 +212,13 @@ def test_one_failing_method_leaves_the_others(setup: tuple[Any, torch.Tensor, An
     assert np.isfinite(values[0, 0]) and np.isnan(values[1, 0])
 
 
+def test_every_method_failing_is_an_error(setup: tuple[Any, torch.Tensor, Any]) -> None:
+    clf, x, _ = setup
+    with pytest.raises(RuntimeError, match=r"every method failed; gradcam: .*nonexistent"):
+        xw.evaluate(clf, x[:1], ["gradcam"], metrics=["deletion"], n_steps=4,
+                    params={"gradcam": {"layer": "nonexistent"}}, wait=True)
+
+
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
     ({"methods": []}, ParameterError, "at least one method"),
     ({"methods": ["salency"]}, ParameterError, "Did you mean"),

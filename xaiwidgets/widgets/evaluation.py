@@ -457,6 +457,9 @@ class EvaluationView(PngFallbackWidget):
                     except Exception as exc:  # one method failing leaves the others' rows
                         results.errors[method] = f"{type(exc).__name__}: {exc}"
                     publish()
+                if len(results.errors) == len(names):
+                    first = next(iter(results.errors.items()))
+                    raise RuntimeError(f"every method failed; {first[0]}: {first[1]}")
                 if sanity:
                     p = tracker(cancel, units["sanity"], "sanity check")
                     ok = [m for m in names if m not in results.errors]
