@@ -11,7 +11,7 @@ import xaiwidgets as xw
 from xaiwidgets.core.batching import chunk_ranges, memory_chunk_size
 from xaiwidgets.core.device import default_device, model_device, resolve_device
 from xaiwidgets.core.errors import InputError, LayerError, ModelError, ParameterError, TargetError
-from xaiwidgets.core.layers import find_last_spatial_layer, get_layer
+from xaiwidgets.core.layers import find_feature_map, find_last_spatial_layer, get_layer
 from xaiwidgets.core.state import preserved
 from xaiwidgets.core.targets import resolve_target
 
@@ -112,6 +112,27 @@ def test_last_spatial_layer_skips_shared_modules(effnet) -> None:
     x = torch.randn(1, 3, 64, 64)
     # EfficientNet-Lite0 reuses one ReLU6 module ('_swish') everywhere: never pick it
     assert find_last_spatial_layer(model, lambda: model(x)) == "_bn1"
+    # ... but the map a CAM should explain is after that ReLU6: the global pooling's input
+    assert find_feature_map(model, lambda: model(x)) == ("_avg_pooling", True)
+
+
+def test_feature_map_after_functional_activation(resnet18: nn.Module) -> None:
+    class FunctionalHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
+
+    model = FunctionalHead()
+    x = torch.randn(1, 3, 8, 8)
+    assert find_feature_map(model, lambda: model(x)) == ("pool", True)
+    # the same tensor passed on unchanged: the producing layer keeps its name
+    x = torch.randn(1, 3, 64, 64)
+    assert find_feature_map(resnet18, lambda: resnet18(x)) == ("layer4", False)
 
 
 def _snapshot(model: nn.Module) -> dict:

@@ -40,21 +40,16 @@ def layer_name(model: nn.Module, layer: nn.Module) -> str:
     raise LayerError("layer is not part of the model")
 
 
-def find_last_spatial_layer(model: nn.Module, run_forward: Callable[[], object]) -> str:
-    """The name of the last module (in execution order) that outputs an ``(N, C, h, w)`` map with h*w > 1.
-
-    Modules called more than once per forward (shared activations such as a reused ReLU) are skipped, so
-    the chosen layer's activation is unambiguous. ``run_forward`` runs the model once on a sample input.
-    """
-    finished: list[tuple[str, tuple[int, ...]]] = []
+def _record_calls(model: nn.Module, run_forward: Callable[[], object]) -> tuple[list, dict[str, int]]:
+    """Each module call of one forward, in finishing order: ``(name, first input, output)``."""
+    finished: list[tuple[str, object, object]] = []
     calls: dict[str, int] = {}
     handles = []
 
     def make_hook(name: str):
-        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        def hook(_module: nn.Module, args: tuple, output: object) -> None:
             calls[name] = calls.get(name, 0) + 1
-            if isinstance(output, torch.Tensor):
-                finished.append((name, tuple(output.shape)))
+            finished.append((name, args[0] if args else None, output))
 
         return hook
 
@@ -67,10 +62,50 @@ def find_last_spatial_layer(model: nn.Module, run_forward: Callable[[], object])
     finally:
         for handle in handles:
             handle.remove()
-    for name, shape in reversed(finished):
-        if calls.get(name) == 1 and len(shape) == 4 and shape[2] * shape[3] > 1:
-            return name
+    return finished, calls
+
+
+def _spatial(t: object) -> bool:
+    return isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[2] * t.shape[3] > 1
+
+
+def _last_spatial_index(finished: list, calls: dict[str, int]) -> int:
+    for i in range(len(finished) - 1, -1, -1):
+        name, _inp, out = finished[i]
+        if calls.get(name) == 1 and _spatial(out):
+            return i
     raise LayerError(
         "found no layer with a spatial (N, C, h, w) output; pass layer='<dotted name>' "
         "(and reshape=... for token outputs)"
     )
+
+
+def find_last_spatial_layer(model: nn.Module, run_forward: Callable[[], object]) -> str:
+    """The name of the last module (in execution order) that outputs an ``(N, C, h, w)`` map with h*w > 1.
+
+    Modules called more than once per forward (shared activations such as a reused ReLU) are skipped, so
+    the chosen layer's activation is unambiguous. ``run_forward`` runs the model once on a sample input.
+    """
+    finished, calls = _record_calls(model, run_forward)
+    return finished[_last_spatial_index(finished, calls)][0]
+
+
+def find_feature_map(model: nn.Module, run_forward: Callable[[], object]) -> tuple[str, bool]:
+    """The model's last spatial feature map as ``(module name, use_input)``: what a CAM should explain.
+
+    Usually the output of :func:`find_last_spatial_layer`. When the model applies an activation to that
+    output through a shared module or a functional call (EfficientNet's reused ``ReLU6``, ``F.relu`` in a
+    ``forward``), the post-activation map is no module's output; it is then taken as the first input of
+    the next module that receives a map of the same shape (typically the global pooling), so CAMs see
+    the rectified features rather than the pre-activation batch norm.
+    """
+    finished, calls = _record_calls(model, run_forward)
+    index = _last_spatial_index(finished, calls)
+    name, _inp, out = finished[index]
+    for later, inp, _out in finished[index + 1:]:
+        if not _spatial(inp) or calls.get(later) != 1:
+            continue  # shared modules (a reused activation) are no place to hook
+        if inp is out or inp.shape != out.shape:
+            break
+        return later, True
+    return name, False

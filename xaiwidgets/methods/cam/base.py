@@ -38,7 +38,7 @@ from torch import nn
 
 from ...core.attribution import Attribution
 from ...core.errors import LayerError, ModelError, ParameterError
-from ...core.layers import find_last_spatial_layer, get_layer, layer_name
+from ...core.layers import find_feature_map, get_layer, layer_name
 from ...core.progress import Progress
 from ...core.state import Hooks, frozen_parameters
 from ...core.targets import TargetLike, gather_scores, resolve_target, scores_from_output
@@ -96,22 +96,22 @@ def _as_module(model: Any) -> nn.Module:
     return model
 
 
-def default_layer(model: nn.Module, inputs: torch.Tensor) -> str:
-    """``find_last_spatial_layer`` for ``inputs``' shape, cached per model (weakly) and input signature."""
+def default_layer(model: nn.Module, inputs: torch.Tensor) -> LayerSpec:
+    """``find_feature_map`` for ``inputs``' shape, cached per model (weakly) and input signature."""
     key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device)
     cache = _DEFAULT_LAYER.setdefault(model, {})
-    name = cache.get(key)
-    if name is None or name not in dict(model.named_modules()):
-        name = find_last_spatial_layer(model, lambda: model(inputs[:1]))
-        cache[key] = name
-    return name
+    found = cache.get(key)
+    if found is None or found[0] not in dict(model.named_modules()):
+        found = find_feature_map(model, lambda: model(inputs[:1]))
+        cache[key] = found
+    name, use_input = found
+    return LayerSpec(name, get_layer(model, name), use_input=use_input)
 
 
 def resolve_layers(model: nn.Module, layer: Any, inputs: torch.Tensor) -> list[LayerSpec]:
     """``layer`` (None, dotted name, module, or a list of those) as LayerSpecs."""
     if layer is None:
-        name = default_layer(model, inputs)
-        return [LayerSpec(name, get_layer(model, name))]
+        return [default_layer(model, inputs)]
     items = list(layer) if isinstance(layer, (list, tuple)) else [layer]
     if not items:
         raise ParameterError("layer is an empty list; pass a layer name, a module, or a list of them")
