@@ -278,6 +278,9 @@ def widget_pages(browser: Any, *, viewport: tuple[int, int] = (900, 700)) -> Ite
     """One context and page on the fake origin, reused; each call of the yielded function reloads the
     harness (fresh JS state, no new renderer process) and returns a new WidgetPage."""
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    # every Playwright wait and action on these pages (locator actions, wait_for_*, goto) may take up to
+    # 60 s before it fails: on a loaded CI machine the renderer can be starved for seconds
+    context.set_default_timeout(60_000)
     page = context.new_page()
     current: list[WidgetPage] = []
 

@@ -6,6 +6,8 @@ composite on the demo EfficientNet-Lite0.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -90,13 +92,26 @@ def test_frames_panel_streams_and_scrubs(wpage: WidgetPage, monkeypatch) -> None
     (msg,) = [m for m in wpage.sent() if m["type"] == "frames"]
     assert msg["method"] == "integrated_gradients" and msg["id"]
     streamed: list[tuple[str, str]] = []
+    # The first partial snapshot holds the worker until the bridge has relayed it (at most 60 s), so the
+    # page sees frames while they are computed however fast the worker or slow the relay is.
+    relayed = threading.Event()
+
+    def hold_first_partial(change: dict) -> None:  # runs on the worker thread, when it sets the trait
+        new = change["new"]
+        if not relayed.is_set() and new.get("state") == "running" and new.get("frames", {}).get("count", 0) > 0:
+            relayed.wait(60)
+
+    dash.observe(hold_first_partial, names="scrubber")
 
     def on_push(changed: list[str]) -> None:  # what the page shows after each relayed update
         if "scrubber" in changed:
             streamed.append((page.locator(FRAMES).get_attribute("data-state"),
                              page.locator(".xw-frame-label").inner_text()))
+            if dash.scrubber.get("state") == "running" and dash.scrubber.get("frames"):
+                relayed.set()
 
     bridge.pump(on_push=on_push)
+    dash.unobserve(hold_first_partial, names="scrubber")
     assert [d["status"] for d in bridge.done("frames")] == ["done"]
     assert calls == [("integrated_gradients", {"batch_size": 10, "return_frames": True})]
     print(f"\nscrubber states seen in the page while streaming: {streamed}")

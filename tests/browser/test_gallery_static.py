@@ -184,7 +184,7 @@ def test_click_opens_the_scrubber_and_top_patches(wpage: WidgetPage, shapes_gall
     bridge.pump()
     assert g.frame == 0, "the slider's release writes the frame trait"
     page.locator("button.xw-play").click()
-    page.wait_for_function("Number(document.querySelector('.xw-detail').dataset.frame) >= 4", timeout=5000)
+    page.wait_for_function("Number(document.querySelector('.xw-detail').dataset.frame) >= 4", timeout=30_000)
     page.locator("button.xw-play").click()
     # the objective curve: one point per step, the marker on the scrubbed step
     points = page.locator(".xw-lineplot polyline.xw-series-objective").get_attribute("points").split(" ")
@@ -280,20 +280,26 @@ def test_streaming_tiles_and_cancel(wpage: WidgetPage, tiny_cnn: torch.nn.Module
     """Tiles arrive while optimising; the status shows the step; Cancel stops the run and keeps them."""
     g = feature_gallery(tiny_cnn, "features.3", channels=[0, 1, 2], n_steps=100_000, size=24, snapshot_every=10,
                         normalize=False)
-    deadline = time.time() + 60
-    while g.step == 0 and time.time() < deadline:
+    deadline = time.monotonic() + 60
+    while g.step == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert g.step > 0, "no snapshot within 60 s"
     page = wpage.page
     bridge = Bridge(g, wpage)
     bridge.mount()
+    # the tiles the page may show: the ones mounted or (set while mounting) newer ones; wait for a snapshot
+    # newer than these (the worker sets `tiles` before `step`, so waiting on `step` could end on the very
+    # tiles already mounted)
+    mounted = g.tiles
     root = page.locator(ROOT)
     assert root.get_attribute("data-status") == "computing"
     assert page.locator(".xw-status").inner_text().startswith("optimising · step ")
     assert page.locator(".xw-tile").count() == 3 and wpage.canvas_size("canvas.xw-tile-canvas") == (24, 24)
     before = page.evaluate(CANVAS_HASH, "canvas.xw-tile-canvas")
-    step = g.step
-    while g.step == step and time.time() < deadline:
+    deadline = time.monotonic() + 60
+    while g.tiles is mounted and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert g.tiles is not mounted, "no newer snapshot within 60 s"
     bridge.push()
     assert page.evaluate(CANVAS_HASH, "canvas.xw-tile-canvas") != before, "a newer snapshot is drawn"
     page.locator("button.xw-cancel").click()
