@@ -30,6 +30,17 @@ CANVAS_STATS = """(sel) => {
 }"""
 
 
+def wait_for_canvas(page: Any, canvas: str, condition: str, arg: Any, timeout: float) -> None:
+    """Wait until ``condition`` (a JS function of ``arg`` in which ``s`` is the canvas's CANVAS_STATS) holds;
+    on timeout fail with the canvas's stats."""
+    check = f"(arg) => {{ const s = ({CANVAS_STATS})({canvas!r}); return ({condition})(arg); }}"
+    try:
+        page.wait_for_function(check, arg=arg, timeout=timeout)
+    except Exception as exc:
+        stats = page.evaluate(CANVAS_STATS, canvas)
+        message = f"{canvas}: {condition} did not hold within {timeout / 1000:.0f} s; stats {stats}"
+        raise AssertionError(message) from exc
+
 
 def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str) -> None:
     """Open ``path`` (a notebook URL path), run all cells, check the canvas, click a class, check again."""
@@ -48,16 +59,19 @@ def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str
               const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
               return !!k && k.status === 'idle';
             }""",
-            timeout=90_000,
+            timeout=120_000,
         )
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
+        # the first cell imports torch, loads the model and computes: minutes on a loaded 2-core machine
         panel = '.xw-panel[data-method="saliency"]'
-        page.wait_for_selector(f'{panel}[data-state="done"]', timeout=60_000)
+        page.wait_for_selector(f'{panel}[data-state="done"]', timeout=180_000)
         canvas = f"{panel} canvas.xw-heatmap-canvas"
+        # the map's buffer may arrive after the panel's state: wait (bounded) for the drawn heatmap
+        wait_for_canvas(page, canvas, "() => s && s.std > 5", None, 60_000)
         before = page.evaluate(CANVAS_STATS, canvas)
         assert before is not None and before["std"] > 5, f"heatmap canvas is blank: {before}"
-        page.wait_for_selector('.xw-panel[data-method="gradcam"][data-state="done"]', timeout=60_000)
+        page.wait_for_selector('.xw-panel[data-method="gradcam"][data-state="done"]', timeout=120_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{prefix}_dashboard.png"), full_page=False)
 
@@ -68,12 +82,10 @@ def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str
         index = second.get_attribute("data-index")
         second.click()
         page.wait_for_selector(f'.xw-prediction.xw-selected[data-index="{index}"]', timeout=60_000)
-        page.wait_for_selector(f'{panel}[data-state="done"]', timeout=60_000)
-        page.wait_for_function(
-            f"(h) => {{ const s = ({CANVAS_STATS})({canvas!r}); return s && s.hash !== h; }}",
-            arg=before["hash"],
-            timeout=60_000,
-        )
+        # the panel may still say "done" from the first class: wait for the new class's map itself (panel
+        # done again, a different, non-blank canvas), not for a state that may be the old one
+        wait_for_canvas(page, canvas, f"(h) => document.querySelector('{panel}').dataset.state === 'done' && "
+                        "s && s.hash !== h && s.std > 5", before["hash"], 120_000)
         after = page.evaluate(CANVAS_STATS, canvas)
         assert after["std"] > 5 and after["hash"] != before["hash"]
         page.screenshot(path=str(ARTIFACTS / f"{prefix}_dashboard_recomputed.png"), full_page=False)

@@ -4,10 +4,12 @@ stacked plot travels back to the kernel through the ``selected`` trait."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from lab_server import JupyterServer
+from playwright.sync_api import expect
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -56,10 +58,11 @@ def run_forceplot_flow(browser: Any, server: JupyterServer, path: str, prefix: s
               const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
               return !!k && k.status === 'idle';
             }""",
-            timeout=90_000,
+            timeout=120_000,
         )
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_selector('.xw-forceplot[data-state="ok"] svg.xw-force-single', timeout=90_000)
+        # the first cell imports torch and computes: minutes on a loaded 2-core machine
+        page.wait_for_selector('.xw-forceplot[data-state="ok"] svg.xw-force-single', timeout=180_000)
         g = page.evaluate(GEOMETRY)
         assert g is not None and g["bands"] > 0, g
         (v0, x0), (v1, x1) = g["ticks"][0], g["ticks"][-1]
@@ -74,12 +77,15 @@ def run_forceplot_flow(browser: Any, server: JupyterServer, path: str, prefix: s
         # hover an arrow: the tooltip names a feature and its contribution
         page.locator("svg.xw-force-single polygon.xw-force-arrow").last.hover()
         tip = page.locator(".xw-forceplot .xw-tooltip")
-        assert tip.is_visible() and "contribution" in tip.inner_text()
+        expect(tip).to_be_visible(timeout=30_000)
+        expect(tip).to_contain_text("contribution", timeout=30_000)
 
         # click the right edge of the stack (an instance), then ask the kernel which one it has
         box = page.locator("rect.xw-force-hit").bounding_box()
         page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
-        chosen = page.locator("line.xw-force-guide").get_attribute("data-instance")
+        guide = page.locator("line.xw-force-guide")
+        expect(guide).to_have_attribute("data-instance", re.compile(r"^\d+$"), timeout=30_000)
+        chosen = guide.get_attribute("data-instance")
         page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
         page.wait_for_selector(f'line.xw-force-selected[data-instance="{chosen}"]', state="attached", timeout=30_000)
         page.evaluate(
