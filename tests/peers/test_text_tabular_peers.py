@@ -215,5 +215,7 @@ def test_minilm_exact_shapley_equals_exhaustive_kernel_shap(minilm):
     assert exact.extras["features"][0] == ["An", "utterly", "charming", "comedy", "."]
     assert ks.extras["exact"] == [True]
     torch.testing.assert_close(ks.values, exact.values, atol=1e-5, rtol=0)
+    # efficiency up to float32 rounding of the model (the full and empty coalitions are scored in other
+    # batches than f(x) and the base value, and a GEMM's rounding depends on the batch: ~3e-6 seen)
     gap = exact.values.double().sum(1) - (exact.extras["output_value"] - exact.extras["base_value"])
-    assert gap.abs().max() < 1e-6
+    assert gap.abs().max() < 1e-5
