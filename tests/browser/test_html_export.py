@@ -59,6 +59,7 @@ class OfflinePage:
 
     def __init__(self, browser: Any) -> None:
         self.context = browser.new_context(viewport={"width": 1000, "height": 800}, offline=True)
+        self.context.set_default_timeout(60_000)  # as the harness pages: a loaded CI machine is slow
         self.page = self.context.new_page()
         self.blocked: list[str] = []
         self.requests: list[str] = []
@@ -77,7 +78,7 @@ class OfflinePage:
 
     def open(self, path: Path) -> None:
         self.page.goto(path.as_uri())
-        self.page.wait_for_selector("body[data-xw-ready='true']", timeout=20_000)
+        self.page.wait_for_selector("body[data-xw-ready='true']", timeout=60_000)
 
     def pixel(self, sel: str, x: int, y: int, n: int = 0) -> list[int]:
         return self.page.evaluate(PIXEL, [sel, x, y, n])

@@ -361,7 +361,7 @@ def test_views_in_html_export_offline(chromium_browser: Any, tmp_path: Any) -> N
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         page.goto(path.as_uri())
-        page.wait_for_selector("body[data-xw-ready='true']", timeout=20_000)
+        page.wait_for_selector("body[data-xw-ready='true']", timeout=60_000)
         for root in (".xw-textview", ".xw-anchor-view", ".xw-forceplot"):
             assert page.locator(root).get_attribute("data-state") == "ok", root
         assert page.locator(".xw-tokens").inner_text() == TEXT
