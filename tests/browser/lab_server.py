@@ -13,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+STARTUP_SECONDS = 180  # a JupyterLab server starts in seconds, but a loaded 2-core CI machine can take minutes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,11 +30,13 @@ class JupyterServer:
     process: subprocess.Popen
     log: Path
 
-    def api(self, path: str, method: str = "GET") -> object:
+    def api(self, path: str, method: str = "GET", timeout: float = 60.0) -> object:
+        """One REST call; ``timeout`` is generous since deleting a session waits for its kernel to shut down,
+        which takes seconds on a loaded machine."""
         request = urllib.request.Request(
             f"{self.url}{path}", method=method, headers={"Authorization": f"token {self.token}"}
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
         return json.loads(body) if body else None
 
@@ -86,17 +90,17 @@ def start_server(tmp: Path, app: str = "lab") -> JupyterServer:
         command.append("--JupyterNotebookApp.expose_app_in_browser=True")
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     server = JupyterServer(f"http://127.0.0.1:{port}", token, root, process, log)
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jupyter {app} exited early:\n{log.read_text()[-3000:]}")
         try:
-            server.api("/api/status")
+            server.api("/api/status", timeout=10)
             return server
         except OSError:
             time.sleep(0.3)
     server.stop()
-    raise RuntimeError(f"jupyter {app} did not answer within 60 s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"jupyter {app} did not answer within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:
