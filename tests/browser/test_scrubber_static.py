@@ -142,9 +142,9 @@ def check_scrubber(wpage: WidgetPage, view: ScrubberView, attribution, name: str
     assert page.locator(".xw-frame-label").inner_text() != label_before
     assert wpage.state("frame") == 3 and "frame" in wpage.saved(), "the slider's release writes the frame trait"
 
-    # play advances frames, pause stops. At the slowest speed (2 fps) playback from frame 3 needs 23 s to
-    # reach the last frame and stop by itself, so the pause click below cannot come after the end (where
-    # it would start a new playback) however loaded the machine is.
+    # play advances frames, pause stops. At 10 fps playback reached the last frame 4 s after the wait
+    # below and stopped by itself, so a test process stalled that long (a loaded machine) clicked Play
+    # again instead of Pause. At the slowest speed (2 fps) the end is 22 s away from frame 5.
     page.locator("select.xw-speed").select_option("2")
     page.locator("button.xw-play").click()
     assert root.get_attribute("data-playing") == "true"
