@@ -42,6 +42,34 @@ def wait_for_canvas(page: Any, canvas: str, condition: str, arg: Any, timeout: f
         raise AssertionError(message) from exc
 
 
+def open_and_run_all(page: Any, server: JupyterServer, path: str) -> None:
+    """Open the notebook at URL ``path`` (``/lab/tree/x.ipynb`` or ``/notebooks/x.ipynb``), wait until it is
+    the current widget and its kernel is idle, then run all its cells.
+
+    JupyterLab restores the workspace: a notebook opened by an earlier test comes back too and can be the
+    current widget (with an idle kernel) for a while, so the notebook's own path is checked before running.
+    """
+    notebook = path.split("/tree/", 1)[-1] if "/tree/" in path else path.split("/notebooks/", 1)[-1]
+    page.goto(f"{server.url}{path}?token={server.token}", timeout=60_000)
+    page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
+    page.evaluate("async () => { await window.jupyterapp.restored; }")
+    ready = """(nb) => {
+      const w = window.jupyterapp.shell.currentWidget;
+      const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+      return !!w && !!w.context && (w.context.localPath || w.context.path) === nb && !!k && k.status === 'idle';
+    }"""
+    page.wait_for_function(ready, arg=notebook, timeout=120_000)
+    ran = page.evaluate(
+        f"""async (nb) => {{
+          if (!({ready})(nb)) return false;
+          await window.jupyterapp.commands.execute('notebook:run-all-cells');
+          return true;
+        }}""",
+        notebook,
+    )
+    assert ran, f"{notebook} stopped being the current notebook before its cells were run"
+
+
 def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str) -> None:
     """Open ``path`` (a notebook URL path), run all cells, check the canvas, click a class, check again."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -49,19 +77,7 @@ def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        page.goto(f"{server.url}{path}?token={server.token}", timeout=60_000)
-        page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
-        page.evaluate("async () => { await window.jupyterapp.restored; }")
-        # wait for the notebook's kernel to be ready, then run every cell
-        page.wait_for_function(
-            """() => {
-              const w = window.jupyterapp.shell.currentWidget;
-              const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-              return !!k && k.status === 'idle';
-            }""",
-            timeout=120_000,
-        )
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        open_and_run_all(page, server, path)
 
         # the first cell imports torch, loads the model and computes: minutes on a loaded 2-core machine
         panel = '.xw-panel[data-method="saliency"]'

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_server import JupyterServer
+from notebook_flow import open_and_run_all
 from playwright.sync_api import expect
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -49,18 +50,7 @@ def run_forceplot_flow(browser: Any, server: JupyterServer, path: str, prefix: s
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        page.goto(f"{server.url}{path}?token={server.token}", timeout=60_000)
-        page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
-        page.evaluate("async () => { await window.jupyterapp.restored; }")
-        page.wait_for_function(
-            """() => {
-              const w = window.jupyterapp.shell.currentWidget;
-              const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-              return !!k && k.status === 'idle';
-            }""",
-            timeout=120_000,
-        )
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        open_and_run_all(page, server, path)
         # the first cell imports torch and computes: minutes on a loaded 2-core machine
         page.wait_for_selector('.xw-forceplot[data-state="ok"] svg.xw-force-single', timeout=180_000)
         g = page.evaluate(GEOMETRY)
