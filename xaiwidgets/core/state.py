@@ -22,8 +22,11 @@ _HOOK_DICTS = (
 )
 
 
-def _hook_keys(module: nn.Module) -> dict[str, set]:
-    return {name: set(getattr(module, name).keys()) for name in _HOOK_DICTS if hasattr(module, name)}
+def _hook_keys(module: nn.Module) -> tuple[tuple[dict, frozenset], ...]:
+    """Each hook dict of ``module`` with the keys it holds now (read from ``__dict__``: no attribute lookup
+    through ``nn.Module.__getattr__``)."""
+    state = module.__dict__
+    return tuple((state[name], frozenset(state[name])) for name in _HOOK_DICTS if name in state)
 
 
 @contextlib.contextmanager
@@ -38,7 +41,7 @@ def preserved(model: object) -> Iterator[None]:
         return
     modules = list(model.modules())
     training = [m.training for m in modules]
-    inplace = [getattr(m, "inplace", None) for m in modules]
+    inplace = [m.__dict__.get("inplace") for m in modules]  # a plain attribute where it exists (ReLU & co)
     hooks = [_hook_keys(m) for m in modules]
     params = list(model.parameters())
     requires_grad = [p.requires_grad for p in params]
@@ -46,16 +49,17 @@ def preserved(model: object) -> Iterator[None]:
         yield
     finally:
         for module, flag, ip, keys in zip(modules, training, inplace, hooks):
-            module.training = flag
-            if ip is not None and getattr(module, "inplace", None) != ip:
+            if module.training != flag:
+                module.training = flag
+            if ip is not None and module.__dict__.get("inplace") != ip:
                 module.inplace = ip
-            for name, before in keys.items():
-                store = getattr(module, name)
-                for key in list(store.keys()):
-                    if key not in before:
+            for store, before in keys:
+                if len(store) != len(before) or any(key not in before for key in store):
+                    for key in [k for k in store if k not in before]:
                         del store[key]
         for param, flag in zip(params, requires_grad):
-            param.requires_grad_(flag)
+            if param.requires_grad != flag:
+                param.requires_grad_(flag)
 
 
 class Hooks:

@@ -369,19 +369,21 @@ def target_output(scores: torch.Tensor, target: torch.Tensor, output: str) -> to
     return scores.gather(1, target.view(-1, 1).to(scores.device)).squeeze(1)
 
 
-#: bytes of model input per CPU chunk for forward-only work (about 55 rows at 3x224x224 float32): without
-#: autograd the per-row cost keeps falling well past the forward+backward budget of ChunkPlanner (measured on
-#: EfficientNet-Lite0 at 224 on 2 cores: 1 row ~10x slower per row than 16-64 rows)
+#: bytes of model input per CPU chunk for forward-only work (about 55 rows at 3x224x224 float32), the most the
+#: planner may grow to. Where the best size lies depends on the machine's load: EfficientNet-Lite0 at 224 on
+#: 2 quiet cores costs 24.6 ms per row at 1-4 rows, 29.5 at 16, 41 at 27 and 51 at 54 (activations leave the
+#: cache), while on a loaded machine larger chunks were faster per row. So the planner starts small (its
+#: forward+backward start, ~6 rows at 224) and grows only while the time per row improves.
 FORWARD_INPUT_BUDGET = 32 * 2**20
 
 
 def forward_planner(bytes_per_row: int, device: torch.device, batch_size: int | None) -> ChunkPlanner:
-    """A :class:`ChunkPlanner` for forward passes without autograd: on CPU it probes up to
-    ``FORWARD_INPUT_BUDGET`` bytes of input per chunk, starting at half of it."""
+    """A :class:`ChunkPlanner` for forward passes without autograd: on CPU it starts where the
+    forward+backward planner starts and may grow up to ``FORWARD_INPUT_BUDGET`` bytes of input per chunk
+    while the time per row improves."""
     planner = ChunkPlanner(bytes_per_row, device, batch_size)
     if not planner.fixed and not planner.cuda:
-        planner.cap = max(1, min(MAX_ROWS, FORWARD_INPUT_BUDGET // max(1, bytes_per_row)))
-        planner.size = max(1, planner.cap // 2)
+        planner.cap = max(planner.cap, min(MAX_ROWS, FORWARD_INPUT_BUDGET // max(1, bytes_per_row)))
     return planner
 
 

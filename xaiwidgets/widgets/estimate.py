@@ -27,7 +27,7 @@ from ..core.progress import Progress
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import array_payload, quantize, value_range
 from .fallback import render_png
-from .jobs import Worker
+from .jobs import CancellableJob, Worker
 from .scrubber import Display, display_function, downsample_images, downsample_maps, wire_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -251,7 +251,7 @@ def _label(attribution: Attribution, index: int) -> str:
 # ----- the widget -------------------------------------------------------------------------------------
 
 
-class EstimateView(PngFallbackWidget, ViewOptions):
+class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
     """A sampling method's running estimate, its standard error and their convergence. Build it with
     :meth:`from_attribution` (recorded estimates) or :meth:`compute` / ``xw.widgets.stream`` (live)."""
 
@@ -408,20 +408,6 @@ class EstimateView(PngFallbackWidget, ViewOptions):
         return view
 
     # ----- requests from the browser and control
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
-        if content.get("type") == "cancel":
-            self.cancel()
-            self.send({"type": "accepted", "id": content.get("id", "")})
-
-    def cancel(self) -> None:
-        """Stop the computation in progress; the best estimate so far stays (and is :attr:`result`)."""
-        if self._worker is not None:
-            self._worker.cancel()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the computation started by :meth:`compute` ended; False on timeout."""
-        return True if self._worker is None else self._worker.wait(timeout)
-
     # ----- static fallback
     def _fallback_png(self) -> bytes | None:
         e = self.estimate

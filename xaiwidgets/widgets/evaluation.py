@@ -35,7 +35,7 @@ from ..core.errors import Cancelled, InputError, ParameterError
 from ..core.progress import Progress
 from .base import PngFallbackWidget, esm
 from .buffers import array_payload, quantize
-from .jobs import Worker
+from .jobs import CancellableJob, Worker
 from .scrubber import downsample_images, downsample_maps, wire_bytes
 
 MODES = ("deletion", "insertion")
@@ -280,7 +280,7 @@ def _curve_metric(mode: str, options: dict[str, Any]) -> Callable[..., Any]:
 # ----- the widget ---------------------------------------------------------------------------------------
 
 
-class EvaluationView(PngFallbackWidget):
+class EvaluationView(CancellableJob, PngFallbackWidget):
     """Methods compared by metrics: deletion / insertion curves with the perturbed input under the cursor,
     a sortable leaderboard, the sanity-check strip and the selection sweep. Build it with :meth:`compute`
     (``xw.evaluate``)."""
@@ -507,20 +507,6 @@ class EvaluationView(PngFallbackWidget):
         return view
 
     # ----- requests from the browser and control
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
-        if content.get("type") == "cancel":
-            self.cancel()
-            self.send({"type": "accepted", "id": content.get("id", "")})
-
-    def cancel(self) -> None:
-        """Stop the evaluation; what is finished stays."""
-        if self._worker is not None:
-            self._worker.cancel()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the evaluation ended; False on timeout."""
-        return True if self._worker is None else self._worker.wait(timeout)
-
     @property
     def payload_bytes(self) -> int:
         """Bytes of the synced state on the wire (buffers plus JSON)."""

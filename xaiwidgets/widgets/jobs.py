@@ -63,3 +63,24 @@ class Worker:
                     self._current = None
                     if self._queue.empty():
                         self._idle.set()
+
+
+class CancellableJob:
+    """Mixin for a view whose :meth:`compute` runs one job on ``self._worker``: the browser's cancel
+    message, :meth:`cancel` and :meth:`wait` (register ``self.on_msg(self._on_message)`` in ``__init__``)."""
+
+    _worker: Worker | None = None
+
+    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
+        if content.get("type") == "cancel":
+            self.cancel()
+            self.send({"type": "accepted", "id": content.get("id", "")})  # type: ignore[attr-defined]
+
+    def cancel(self) -> None:
+        """Stop the computation in progress; what it finished so far stays."""
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the computation started by ``compute`` ended; False on timeout."""
+        return True if self._worker is None else self._worker.wait(timeout)

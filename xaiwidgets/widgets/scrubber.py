@@ -28,7 +28,7 @@ from ..core.progress import Progress
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import array_payload, quantize, value_range
 from .fallback import render_png
-from .jobs import Worker
+from .jobs import CancellableJob, Worker
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.attribution import Attribution
@@ -313,7 +313,7 @@ def check_frames(attribution: Attribution) -> None:
 # ----- the widget -------------------------------------------------------------------------------------
 
 
-class ScrubberView(PngFallbackWidget, ViewOptions):
+class ScrubberView(CancellableJob, PngFallbackWidget, ViewOptions):
     """Scrub through IG path frames or SmoothGrad noise samples. Build it with :meth:`from_attribution`
     or :meth:`compute` (which streams frames in while the method runs)."""
 
@@ -428,20 +428,6 @@ class ScrubberView(PngFallbackWidget, ViewOptions):
         return view
 
     # ----- requests from the browser and control
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
-        if content.get("type") == "cancel":
-            self.cancel()
-            self.send({"type": "accepted", "id": content.get("id", "")})
-
-    def cancel(self) -> None:
-        """Stop the computation in progress (frames received so far stay)."""
-        if self._worker is not None:
-            self._worker.cancel()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the computation started by :meth:`compute` ended; False on timeout."""
-        return True if self._worker is None else self._worker.wait(timeout)
-
     # ----- internals
     def _show_result(self, attribution: Attribution, index: int, display: Display | None = None) -> None:
         payload = result_payload(attribution, index, display=display, budget=self.frame_budget)
