@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 _HOOK_DICTS = (
     "_forward_hooks",
@@ -22,11 +23,27 @@ _HOOK_DICTS = (
 )
 
 
-def _hook_keys(module: nn.Module) -> tuple[tuple[dict, frozenset], ...]:
-    """Each hook dict of ``module`` with the keys it holds now (read from ``__dict__``: no attribute lookup
-    through ``nn.Module.__getattr__``)."""
+def _hook_keys(module: nn.Module) -> dict[str, frozenset]:
+    """The ids of the hooks ``module`` holds, per hook dict (for tests that check nothing was left)."""
     state = module.__dict__
-    return tuple((state[name], frozenset(state[name])) for name in _HOOK_DICTS if name in state)
+    return {name: frozenset(state[name]) for name in _HOOK_DICTS if name in state}
+
+
+def _remove_hooks_since(modules: list[nn.Module], first_id: int) -> None:
+    """Delete every hook of ``modules`` registered with a handle id >= ``first_id``.
+
+    Module hooks are stored under their handle's id, which torch takes from one global counter
+    (``RemovableHandle.next_id``), so the hooks added since a moment are exactly those with an id at or
+    above the counter's value then. Dicts are read from ``__dict__`` (no ``nn.Module.__getattr__``).
+    """
+    for module in modules:
+        state = module.__dict__
+        for name in _HOOK_DICTS:
+            store = state.get(name)
+            if store:
+                stale = [key for key in store if isinstance(key, int) and key >= first_id]
+                for key in stale:
+                    del store[key]
 
 
 @contextlib.contextmanager
@@ -42,21 +59,18 @@ def preserved(model: object) -> Iterator[None]:
     modules = list(model.modules())
     training = [m.training for m in modules]
     inplace = [m.__dict__.get("inplace") for m in modules]  # a plain attribute where it exists (ReLU & co)
-    hooks = [_hook_keys(m) for m in modules]
+    first_hook_id = RemovableHandle.next_id
     params = list(model.parameters())
     requires_grad = [p.requires_grad for p in params]
     try:
         yield
     finally:
-        for module, flag, ip, keys in zip(modules, training, inplace, hooks):
+        for module, flag, ip in zip(modules, training, inplace):
             if module.training != flag:
                 module.training = flag
             if ip is not None and module.__dict__.get("inplace") != ip:
                 module.inplace = ip
-            for store, before in keys:
-                if len(store) != len(before) or any(key not in before for key in store):
-                    for key in [k for k in store if k not in before]:
-                        del store[key]
+        _remove_hooks_since(modules, first_hook_id)
         for param, flag in zip(params, requires_grad):
             if param.requires_grad != flag:
                 param.requires_grad_(flag)
