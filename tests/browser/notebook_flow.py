@@ -58,16 +58,23 @@ def open_and_run_all(page: Any, server: JupyterServer, path: str) -> None:
       const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
       return !!w && !!w.context && (w.context.localPath || w.context.path) === nb && !!k && k.status === 'idle';
     }"""
-    page.wait_for_function(ready, arg=notebook, timeout=120_000)
-    ran = page.evaluate(
-        f"""async (nb) => {{
-          if (!({ready})(nb)) return false;
-          await window.jupyterapp.commands.execute('notebook:run-all-cells');
-          return true;
-        }}""",
-        notebook,
-    )
-    assert ran, f"{notebook} stopped being the current notebook before its cells were run"
+    # the kernel may turn busy for a moment between the wait and the run (JupyterLab asks it for comm and
+    # completion info on start): wait again and retry rather than fail
+    ran = False
+    for _attempt in range(10):
+        page.wait_for_function(ready, arg=notebook, timeout=120_000)
+        ran = page.evaluate(
+            f"""async (nb) => {{
+              if (!({ready})(nb)) return false;
+              await window.jupyterapp.commands.execute('notebook:run-all-cells');
+              return true;
+            }}""",
+            notebook,
+        )
+        if ran:
+            break
+        page.wait_for_timeout(500)
+    assert ran, f"{notebook} was never the current notebook with an idle kernel long enough to run its cells"
 
 
 def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str) -> None:
