@@ -288,8 +288,13 @@ def target_values(
 
 def _row_keys(z: torch.Tensor) -> torch.Tensor:
     """One int64 per 0/1 row: its bits (M <= 63), else a wrapping polynomial hash of 63-bit words."""
+    m = z.shape[1]
+    if z.device.type == "cpu" and m <= 63:  # the bits packed by numpy: ~20x faster than the torch sum below
+        packed = np.packbits(z.numpy().astype(bool, copy=False), axis=1, bitorder="little")
+        words = np.zeros((z.shape[0], 8), dtype=np.uint8)
+        words[:, : packed.shape[1]] = packed
+        return torch.from_numpy(words.view("<i8").reshape(-1).copy())
     bits = z.to(torch.int64)
-    m = bits.shape[1]
     powers = torch.pow(2, torch.arange(min(m, 63), device=z.device, dtype=torch.int64))
     key = torch.zeros(bits.shape[0], dtype=torch.int64, device=z.device)
     for start in range(0, m, 63):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from ...core.attribution import Attribution
@@ -47,9 +48,17 @@ def sample_paired_coalitions(m: int, n_pairs: int, gen: torch.Generator, device:
     probs = 1.0 / (sizes * (m - sizes))
     s = torch.multinomial(probs / probs.sum(), n_pairs, replacement=True, generator=gen) + 1
     # the first s players of a random order: z[k, order[k, j]] = j < s_k (one sort, no inverse permutation)
-    order = torch.rand(n_pairs, m, generator=gen, device=device).argsort(1)
-    z = torch.zeros(n_pairs, m, dtype=torch.bool, device=device)
-    z.scatter_(1, order, torch.arange(m, device=device)[None, :] < s[:, None])
+    keys = torch.rand(n_pairs, m, generator=gen, device=device)
+    first = torch.arange(m, device=device)[None, :] < s[:, None]
+    if keys.device.type == "cpu":
+        # numpy sorts many short rows ~8x faster than torch on CPU (0.13 vs 1 ms for 500 x 50)
+        order = np.argsort(keys.numpy(), axis=1)
+        z_np = np.zeros((n_pairs, m), dtype=bool)
+        np.put_along_axis(z_np, order, first.numpy(), axis=1)
+        z = torch.from_numpy(z_np)
+    else:
+        z = torch.zeros(n_pairs, m, dtype=torch.bool, device=device)
+        z.scatter_(1, keys.argsort(1), first)
     return torch.stack([z, ~z], 1).reshape(2 * n_pairs, m)
 
 
