@@ -34,7 +34,7 @@
 //   button.xw-cancel                       sends {type: "cancel", id}; enabled while computing
 import { isArrayDict } from "../lib/arrays";
 import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
-import { h } from "../lib/dom";
+import { createJobControls, h } from "../lib/dom";
 import { formatPercent } from "../lib/format";
 import { imageOf, type RGBAImage } from "../lib/image";
 import type {
@@ -81,10 +81,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   const thumb = h("canvas", "xw-input-canvas", { role: "img", "aria-label": "input image" });
   const predictions = h("div", "xw-predictions", { role: "listbox", "aria-label": "top predictions" });
   const panels = h("div", "xw-panels");
-  const fill = h("div", "xw-progress-fill");
-  const progress = h("div", "xw-progress", { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 1 }, [fill]);
-  const status = h("span", "xw-status", { "aria-live": "polite" });
-  const cancel = h("button", "xw-cancel", { type: "button" }, ["Cancel"]);
+  const { fill, progress, status, cancel } = createJobControls();
   const heading = h("div", "xw-heading");
   const addSelect = h("select", "xw-add-method", { "aria-label": "method to add" });
   const addButton = h("button", "xw-add", { type: "button", title: "add a panel for this method" }, ["Add"]);

@@ -20,7 +20,7 @@
 //   .xw-progress[role=progressbar]  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 //   select.xw-colormap  input.xw-opacity  input.xw-absolute  input.xw-clip   shared display controls
 import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
-import { h } from "../lib/dom";
+import { createJobControls, h } from "../lib/dom";
 import {
   band,
   decodeEstimate,
@@ -102,10 +102,7 @@ function render({ model, el }: RenderProps<EstimateTraits>): () => void {
   const trackCaption = h("div", "xw-plot-caption", {}, ["top features: estimate ± 2 SE"]);
   const errorCaption = h("div", "xw-plot-caption");
   const summary = h("div", "xw-estimate-summary", { "aria-live": "polite" });
-  const fill = h("div", "xw-progress-fill");
-  const progress = h("div", "xw-progress", { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 1 }, [fill]);
-  const status = h("span", "xw-status", { "aria-live": "polite" });
-  const cancel = h("button", "xw-cancel", { type: "button" }, ["Cancel"]);
+  const { fill, progress, status, cancel } = createJobControls();
   const error = h("div", "xw-error");
   const root = h("div", "xw-widget xw-estimate", {}, [
     h("div", "xw-topbar", {}, [title, h("div", "xw-job", {}, [progress, status, cancel])]),

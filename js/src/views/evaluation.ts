@@ -16,7 +16,7 @@
 //   .xw-sweep svg                  metric vs hyperparameter (mean, quartile band, best value marked)
 //   .xw-progress  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 import { getLUT } from "../lib/colormaps";
-import { h } from "../lib/dom";
+import { createJobControls, h } from "../lib/dom";
 import {
   bestRows,
   curveOf,
@@ -107,10 +107,7 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
   const requests = createRequests(model);
 
   const title = h("div", "xw-title");
-  const fill = h("div", "xw-progress-fill");
-  const progress = h("div", "xw-progress", { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 1 }, [fill]);
-  const status = h("span", "xw-status", { "aria-live": "polite" });
-  const cancel = h("button", "xw-cancel", { type: "button" }, ["Cancel"]);
+  const { fill, progress, status, cancel } = createJobControls();
   const sampleSelect = h("select", "xw-eval-sample", { "aria-label": "input" });
   const sampleLabel = h("label", "xw-control", {}, [h("span", "xw-control-name", {}, ["input"]), sampleSelect]);
   const plots = h("div", "xw-eval-row");

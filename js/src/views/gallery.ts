@@ -20,7 +20,7 @@
 //                                    .xw-act-info (hovered channel)
 //   table.xw-dissection              tr[data-unit] rows sorted by best IoU; td.xw-iou cells; .xw-in-gallery rows
 //                                    are clickable (select that channel)
-import { h } from "../lib/dom";
+import { createJobControls, h } from "../lib/dom";
 import { formatValue } from "../lib/format";
 import { nextFrame, resolveFrame } from "../lib/frames";
 import {
@@ -112,10 +112,7 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
 
   // --- skeleton ---------------------------------------------------------------------------------------
   const title = h("div", "xw-title");
-  const fill = h("div", "xw-progress-fill");
-  const progress = h("div", "xw-progress", { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 1 }, [fill]);
-  const status = h("span", "xw-status", { "aria-live": "polite" });
-  const cancel = h("button", "xw-cancel", { type: "button" }, ["Cancel"]);
+  const { fill, progress, status, cancel } = createJobControls();
   const tabButtons = new Map<TabName, HTMLButtonElement>();
   for (const t of TABS) {
     tabButtons.set(t, h("button", "xw-tab", { type: "button", role: "tab", "data-tab": t }, [t[0].toUpperCase() + t.slice(1)]));

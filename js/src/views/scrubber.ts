@@ -8,7 +8,7 @@
 //   .xw-progress[role=progressbar]  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 //   select.xw-colormap  input.xw-opacity  input.xw-absolute  input.xw-clip   shared display controls
 import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
-import { h } from "../lib/dom";
+import { createJobControls, h } from "../lib/dom";
 import type { ScrubberTraits } from "../lib/frames";
 import type { AnyModel, DisplayTraits, RenderProps } from "../lib/model";
 import { createRequests } from "../lib/requests";
@@ -22,10 +22,7 @@ function render({ model, el }: RenderProps<ScrubberTraits>): () => void {
   const requests = createRequests(model);
 
   const title = h("div", "xw-title");
-  const fill = h("div", "xw-progress-fill");
-  const progress = h("div", "xw-progress", { role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 1 }, [fill]);
-  const status = h("span", "xw-status", { "aria-live": "polite" });
-  const cancel = h("button", "xw-cancel", { type: "button" }, ["Cancel"]);
+  const { fill, progress, status, cancel } = createJobControls();
   const scrubber = createScrubber({
     display: () => readDisplay(display),
     onFrameCommit: (k) => {
