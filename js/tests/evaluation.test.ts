@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { padded } from "./buffers";
 import {
   bestRows,
   curveOf,
@@ -20,14 +21,6 @@ import {
 } from "../src/lib/evaluation";
 import { linearScale } from "../src/lib/lineplot";
 
-/** Bytes inside a larger junk-filled buffer at an odd offset, as the widget protocol allows. */
-function padded(bytes: Uint8Array): DataView {
-  const buf = new ArrayBuffer(bytes.length + 16);
-  const all = new Uint8Array(buf);
-  all.fill(0xee);
-  all.set(bytes, 7);
-  return new DataView(buf, 7, bytes.length);
-}
 const f32 = (shape: number[], xs: number[]) => ({ dtype: "float32", shape, data: padded(new Uint8Array(Float32Array.from(xs).buffer)) });
 const u8 = (shape: number[], xs: number[]) => ({ dtype: "uint8", shape, data: padded(Uint8Array.from(xs)) });
 const i32 = (xs: number[]) => ({ dtype: "int32", shape: [xs.length], data: padded(new Uint8Array(Int32Array.from(xs).buffer)) });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { padded } from "./buffers";
 import {
   blendRGBA,
   decodeFrames,
@@ -13,15 +14,6 @@ import {
   type StackDict,
 } from "../src/lib/frames";
 import { extent, linearScale, plotScales, polylinePoints } from "../src/lib/lineplot";
-
-/** Bytes inside a larger junk-filled buffer at an odd offset, as the widget protocol allows. */
-function padded(bytes: Uint8Array): DataView {
-  const buf = new ArrayBuffer(bytes.length + 16);
-  const all = new Uint8Array(buf);
-  all.fill(0xee);
-  all.set(bytes, 7);
-  return new DataView(buf, 7, bytes.length);
-}
 
 const floats = (xs: number[]) => ({ dtype: "float32", shape: [xs.length], data: new Uint8Array(Float32Array.from(xs).buffer) });
 

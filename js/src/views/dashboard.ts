@@ -44,7 +44,7 @@ import { drawImage } from "../lib/overlay";
 import { createPanelView, type PanelView } from "../lib/panel";
 import { createRequests, type Request } from "../lib/requests";
 import { createScrubber, type Scrubber } from "../lib/scrubber";
-import { attachStyles } from "../lib/styles";
+import { attachViewStyles } from "../lib/styles";
 
 const CSS = `
 .xw-panel-actions { display: inline-flex; align-items: center; gap: 4px; }
@@ -70,10 +70,7 @@ const FRAME_STATES: Record<string, string> = {
 };
 
 function render({ model, el }: RenderProps<DashboardTraits>): () => void {
-  attachStyles(el);
-  const extra = document.createElement("style");
-  extra.textContent = CSS;
-  el.append(extra);
+  const extra = attachViewStyles(el, CSS);
   const display: AnyModel<DisplayTraits> = model;
   const requests = createRequests(model);
   const controls = createControls(display);

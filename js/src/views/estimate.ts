@@ -39,7 +39,7 @@ import { createLinePlot, type Band, type Series } from "../lib/lineplot";
 import type { AnyModel, DisplayTraits, RenderProps } from "../lib/model";
 import { drawOverlay, overlayStyle, type OverlayStyle } from "../lib/overlay";
 import { createRequests } from "../lib/requests";
-import { attachStyles } from "../lib/styles";
+import { attachViewStyles } from "../lib/styles";
 
 const CSS = `
 .xw-estimate { display: inline-flex; flex-direction: column; gap: 8px; max-width: 100%; }
@@ -72,10 +72,7 @@ polyline.xw-track-3 { stroke: #1e8449; } polygon.xw-track-3 { fill: #1e8449; } s
 `;
 
 function render({ model, el }: RenderProps<EstimateTraits>): () => void {
-  attachStyles(el);
-  const extra = document.createElement("style");
-  extra.textContent = CSS;
-  el.append(extra);
+  const extra = attachViewStyles(el, CSS);
   const display: AnyModel<DisplayTraits> = model;
   const controls = createControls(display);
   const requests = createRequests(model);

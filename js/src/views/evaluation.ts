@@ -47,7 +47,7 @@ import { formatValue } from "../lib/format";
 import { createLinePlot, linearScale, polylinePoints } from "../lib/lineplot";
 import type { RenderProps } from "../lib/model";
 import { createRequests } from "../lib/requests";
-import { attachStyles } from "../lib/styles";
+import { attachViewStyles } from "../lib/styles";
 import { niceTicks, svg } from "../lib/svg";
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
@@ -100,10 +100,7 @@ const CSS = `
 `;
 
 function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
-  attachStyles(el);
-  const extra = document.createElement("style");
-  extra.textContent = CSS;
-  el.append(extra);
+  const extra = attachViewStyles(el, CSS);
   const requests = createRequests(model);
 
   const title = h("div", "xw-title");

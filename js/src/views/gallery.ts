@@ -33,7 +33,7 @@ import { createLinePlot } from "../lib/lineplot";
 import type { RenderProps } from "../lib/model";
 import { drawImage } from "../lib/overlay";
 import { createRequests } from "../lib/requests";
-import { attachStyles } from "../lib/styles";
+import { attachViewStyles } from "../lib/styles";
 
 const CSS = `
 .xw-gallery { display: inline-flex; flex-direction: column; gap: 10px; max-width: 100%; padding: 10px;
@@ -104,10 +104,7 @@ function canvasOf(image: RGBAImage, className: string, label: string): HTMLCanva
 }
 
 function render({ model, el }: RenderProps<GalleryTraits>): () => void {
-  attachStyles(el);
-  const extra = document.createElement("style");
-  extra.textContent = CSS;
-  el.append(extra);
+  const extra = attachViewStyles(el, CSS);
   const requests = createRequests(model);
 
   // --- skeleton ---------------------------------------------------------------------------------------
