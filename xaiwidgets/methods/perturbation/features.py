@@ -204,15 +204,11 @@ def feature_map(
         seg = seg[index]
     if is_image and seg.dim() == 2:
         seg = seg[None]
-    try:
-        torch.broadcast_shapes(tuple(seg.shape), shape)
-        if seg.dim() != len(shape):
-            raise RuntimeError
-    except RuntimeError as exc:
+    if seg.dim() != len(shape) or any(a not in (1, b) for a, b in zip(seg.shape, shape)):
         raise ParameterError(
             f"segments of shape {tuple(seg.shape)} do not match the inputs {tuple(x.shape)}; give labels of "
             f"shape {shape[-2:] if is_image else shape}" + (" or (N, H, W)" if is_image else "")
-        ) from exc
+        )
     return relabel(seg.long())
 
 
@@ -286,39 +282,33 @@ def target_values(
     return torch.cat(out) if out else inputs.new_zeros(0)
 
 
-def _row_keys(z: torch.Tensor) -> torch.Tensor:
-    """One int64 per 0/1 row: its bits (M <= 63), else a wrapping polynomial hash of 63-bit words."""
-    m = z.shape[1]
-    if z.device.type == "cpu" and m <= 63:  # the bits packed by numpy: ~20x faster than the torch sum below
-        packed = np.packbits(z.numpy().astype(bool, copy=False), axis=1, bitorder="little")
+def _row_keys(z: np.ndarray) -> np.ndarray:
+    """One sortable key per 0/1 row of ``z`` ``(S, M)``: its bits packed into an int64 (M <= 64), else
+    into a byte string (exact for any M)."""
+    packed = np.packbits(z, axis=1, bitorder="little")
+    if packed.shape[1] <= 8:
         words = np.zeros((z.shape[0], 8), dtype=np.uint8)
         words[:, : packed.shape[1]] = packed
-        return torch.from_numpy(words.view("<i8").reshape(-1).copy())
-    bits = z.to(torch.int64)
-    powers = torch.pow(2, torch.arange(min(m, 63), device=z.device, dtype=torch.int64))
-    key = torch.zeros(bits.shape[0], dtype=torch.int64, device=z.device)
-    for start in range(0, m, 63):
-        word = (bits[:, start : start + 63] * powers[: min(63, m - start)]).sum(1)
-        key = key * 1_000_000_007 + word  # wraps modulo 2**64; collisions are checked by the caller
-    return key
+        return words.view("<i8").reshape(-1)
+    return np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+
+
+def first_rows(z: torch.Tensor) -> np.ndarray:
+    """``source[k]``: the index of the first row of ``z`` ``(S, M)`` equal to row ``k`` (numpy int64).
+
+    Sorting one packed key per row (numpy, on the host: ``z`` is a few kB) is ~50x faster than
+    ``torch.unique(dim=0)``, a lexicographic sort of whole rows.
+    """
+    rows = z.detach().cpu().numpy().astype(bool, copy=False)
+    if rows.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(_row_keys(rows), return_index=True, return_inverse=True)
+    return first[inverse.reshape(-1)].astype(np.int64, copy=False)
 
 
 def first_occurrence(z: torch.Tensor) -> torch.Tensor:
-    """``source[k]``: the index of the first row of ``z`` ``(S, M)`` equal to row ``k``."""
-    # sorting one int64 key per row is ~50x faster than torch.unique(dim=0) (a lexicographic row sort)
-    _, inverse = torch.unique(_row_keys(z), return_inverse=True)
-    source = _first(inverse, z.shape[0])
-    if z.shape[1] > 63 and not bool((z[source] == z).all()):  # a hash collision: compare whole rows
-        _, inverse = torch.unique(z, dim=0, return_inverse=True)
-        source = _first(inverse, z.shape[0])
-    return source
-
-
-def _first(inverse: torch.Tensor, s: int) -> torch.Tensor:
-    positions = torch.arange(s, device=inverse.device)
-    first = torch.full((int(inverse.max()) + 1 if s else 0,), s, device=inverse.device)
-    first.scatter_reduce_(0, inverse, positions, reduce="amin")
-    return first[inverse]
+    """:func:`first_rows` as a tensor on ``z``'s device."""
+    return torch.from_numpy(first_rows(z)).to(z.device)
 
 
 def distinct_chunks(game: Game, z: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
@@ -329,16 +319,25 @@ def distinct_chunks(game: Game, z: torch.Tensor) -> Iterator[tuple[int, torch.Te
     ``(covered, values)`` after each batch, where ``values[:covered]`` is ``v(z[:covered])``.
     """
     s = z.shape[0]
-    source = first_occurrence(z)
-    new = torch.nonzero(source == torch.arange(s, device=z.device)).squeeze(1)
-    values = torch.empty(s, dtype=game.masker.x.dtype, device=z.device)
+    source = first_rows(z)
+    fresh = source == np.arange(s)
+    new = np.flatnonzero(fresh)  # the rows to evaluate, in order
+    device = z.device
+    new_t = torch.from_numpy(new).to(device)
+    repeats = new.size < s
+    if repeats:
+        # row k's value is distinct[position[k]]: the rank of its first occurrence among the distinct rows
+        position = torch.from_numpy((np.cumsum(fresh) - 1)[source]).to(device)
+        distinct = torch.empty(new.size, dtype=game.masker.x.dtype, device=device)
+    values = torch.empty(s, dtype=game.masker.x.dtype, device=device)
     taken = covered = 0
     while covered < s:
-        idx = new[taken : taken + game.chunk]
-        values[idx] = game(z[idx]).to(values.dtype)
-        taken += idx.numel()
-        end = int(new[taken]) if taken < new.numel() else s
-        values[covered:end] = values[source[covered:end]]
+        rows = game(torch.index_select(z, 0, new_t[taken : taken + game.chunk]))
+        (distinct if repeats else values)[taken : taken + rows.shape[0]] = rows
+        taken += rows.shape[0]
+        end = int(new[taken]) if taken < new.size else s
+        if repeats:
+            torch.index_select(distinct, 0, position[covered:end], out=values[covered:end])
         covered = end
         yield covered, values
 
