@@ -141,3 +141,29 @@ def test_scrubber_themes(wpage: WidgetPage, theme: str) -> None:
         (s) => getComputedStyle(document.querySelector(s))[s === '.xw-gap-label' ? 'fill' : 'color'])""")
     assert keys == (["rgb(154, 79, 0)", "rgb(179, 38, 30)"] if theme == "light"
                     else ["rgb(240, 163, 94)", "rgb(255, 138, 128)"]), keys
+
+
+MARK_COLOURS = """() => ({
+  marker: getComputedStyle(document.querySelector('.xw-estimate .xw-lineplot-marker')).fill,
+  track: getComputedStyle(document.querySelector('.xw-estimate polyline.xw-track-2')).stroke,
+  swatch: getComputedStyle(document.querySelector('.xw-estimate span.xw-track-2')).backgroundColor,
+})"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_estimate_themes(wpage: WidgetPage, theme: str) -> None:
+    """EstimateView's texts stay legible and its marker and tracked-feature colours come from the theme
+    (the dark theme's lighter shades; each >= 4.5:1 on that theme's background, checked on the swatch)."""
+    from test_estimate_static import base_state, run_recorded, stream_payloads
+
+    a, seen, _x, image = run_recorded("kernel_shap", n_samples=400, batch_size=40)
+    payload = stream_payloads(a, seen, image, [len(seen)])[-1]
+    set_theme(wpage, theme)
+    wpage.mount("estimate", {**base_state("kernel_shap · themes"), "estimate": harness_value(payload),
+                             "status": "done", "progress": 1.0})
+    wpage.screenshot(f"estimate-{theme}.png")
+    check_legible(wpage, ".xw-estimate", theme)
+    colours = wpage.page.evaluate(MARK_COLOURS)
+    expected = {"light": ("rgb(179, 38, 30)", "rgb(31, 97, 141)"), "dark": ("rgb(255, 138, 128)", "rgb(127, 184, 230)")}
+    assert (colours["marker"], colours["track"]) == expected[theme], colours
+    assert colours["swatch"] == colours["track"]

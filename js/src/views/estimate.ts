@@ -47,7 +47,7 @@ const CSS = `
 .xw-estimate .xw-panel canvas { width: 220px; display: block; border-radius: 3px; }
 .xw-estimate-canvas { position: relative; width: 220px; }
 .xw-track-marker { position: absolute; transform: translate(-50%, -50%); min-width: 15px; height: 15px; padding: 0 3px;
-  border-radius: 8px; font-size: 10px; line-height: 15px; text-align: center; color: #fff; font-weight: 600;
+  border-radius: 8px; font-size: 10px; line-height: 15px; text-align: center; color: var(--xw-bg); font-weight: 600;
   border: 1px solid rgba(255,255,255,.9); pointer-events: none; }
 .xw-estimate-bar { display: flex; align-items: center; gap: 8px; font-size: 12px; }
 .xw-estimate .xw-frame-slider { flex: 1; min-width: 160px; accent-color: var(--xw-accent); }
@@ -59,11 +59,11 @@ const CSS = `
 .xw-lineplot-line { fill: none; stroke-width: 1.6; }
 .xw-lineplot-band { stroke: none; opacity: .18; }
 .xw-lineplot-tick, .xw-lineplot-axis, .xw-lineplot-label { fill: var(--xw-fg2); }
-.xw-lineplot-marker { fill: #c0392b; stroke: white; stroke-width: 1; }
+.xw-lineplot-marker { fill: var(--xw-mark); stroke: var(--xw-bg); stroke-width: 1; }
 .xw-lineplot-cursor { stroke: var(--xw-fg2); stroke-width: .6; }
-polyline.xw-track-1 { stroke: #c0392b; } polygon.xw-track-1 { fill: #c0392b; } span.xw-track-1 { background: #c0392b; }
-polyline.xw-track-2 { stroke: #2471a3; } polygon.xw-track-2 { fill: #2471a3; } span.xw-track-2 { background: #2471a3; }
-polyline.xw-track-3 { stroke: #1e8449; } polygon.xw-track-3 { fill: #1e8449; } span.xw-track-3 { background: #1e8449; }
+polyline.xw-track-1 { stroke: var(--xw-track1); } polygon.xw-track-1 { fill: var(--xw-track1); } span.xw-track-1 { background: var(--xw-track1); }
+polyline.xw-track-2 { stroke: var(--xw-track2); } polygon.xw-track-2 { fill: var(--xw-track2); } span.xw-track-2 { background: var(--xw-track2); }
+polyline.xw-track-3 { stroke: var(--xw-track3); } polygon.xw-track-3 { fill: var(--xw-track3); } span.xw-track-3 { background: var(--xw-track3); }
 .xw-ref-zero { stroke-dasharray: 1 3; }
 .xw-series-se, .xw-series-change { stroke: var(--xw-accent); }
 .xw-series-guide { stroke: var(--xw-fg2); stroke-dasharray: 3 3; stroke-width: 1; }

@@ -88,13 +88,13 @@ const CSS = `
 .xw-sanity-cell { display: flex; flex-direction: column; align-items: center; }
 .xw-sanity-map { width: 52px; height: 52px; image-rendering: pixelated; border-radius: 2px; }
 .xw-sanity-rho { color: var(--xw-fg2); font-variant-numeric: tabular-nums; }
-.xw-sanity-verdict[data-passed="true"] { color: #1e8449; } .xw-sanity-verdict[data-passed="false"] { color: var(--xw-error); }
+.xw-sanity-verdict[data-passed="true"] { color: var(--xw-ok); } .xw-sanity-verdict[data-passed="false"] { color: var(--xw-error); }
 .xw-sweep .xw-lineplot svg { overflow: visible; font-size: 9px; }
 .xw-sweep .xw-lineplot-frame { fill: none; stroke: var(--xw-border); }
 .xw-sweep .xw-lineplot-line { fill: none; stroke: var(--xw-accent); stroke-width: 1.6; }
 .xw-sweep .xw-lineplot-band { fill: var(--xw-accent); opacity: .18; }
 .xw-sweep .xw-lineplot-tick, .xw-sweep .xw-lineplot-axis, .xw-sweep .xw-lineplot-label { fill: var(--xw-fg2); }
-.xw-sweep .xw-lineplot-marker { fill: #c0392b; stroke: white; stroke-width: 1; }
+.xw-sweep .xw-lineplot-marker { fill: var(--xw-mark); stroke: var(--xw-bg); stroke-width: 1; }
 .xw-sweep .xw-lineplot-cursor { stroke: none; }
 .xw-sweep-labels { font-size: 11px; color: var(--xw-fg2); }
 `;

@@ -67,7 +67,7 @@ const CSS = `
 .xw-lineplot-line { fill: none; stroke-width: 1.6; }
 .xw-series-objective { stroke: var(--xw-accent); }
 .xw-lineplot-tick, .xw-lineplot-axis, .xw-lineplot-label { fill: var(--xw-fg2); }
-.xw-lineplot-marker { fill: #c0392b; stroke: white; stroke-width: 1; }
+.xw-lineplot-marker { fill: var(--xw-mark); stroke: var(--xw-bg); stroke-width: 1; }
 .xw-lineplot-cursor { stroke: var(--xw-fg2); stroke-width: .6; }
 .xw-patches { display: grid; grid-template-columns: repeat(3, 96px); gap: 6px; }
 .xw-patch { display: flex; flex-direction: column; gap: 1px; cursor: pointer; }
@@ -429,13 +429,14 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
     const sctx = scratch.getContext("2d")!;
     const inGallery = new Set(channels());
     const sel = selectedChannel();
+    const mark = getComputedStyle(actGrid).getPropertyValue("--xw-mark").trim() || "#b3261e";
     for (let c = 0; c < a.channels; c++) {
       sctx.putImageData(new ImageData(colourMap(a, c, lut), a.width, a.height), 0, 0);
       const x = (c % L.cols) * (L.cell + L.gap);
       const y = Math.floor(c / L.cols) * (L.cell + L.gap);
       ctx.drawImage(scratch, x, y, L.cell, L.cell);
       if (inGallery.has(c)) {
-        ctx.strokeStyle = c === sel ? "#c0392b" : "rgba(0,0,0,.6)";
+        ctx.strokeStyle = c === sel ? mark : "rgba(0,0,0,.6)";
         ctx.lineWidth = c === sel ? 3 : 2;
         ctx.strokeRect(x + 1, y + 1, L.cell - 2, L.cell - 2);
       }
