@@ -154,6 +154,21 @@ def test_noise_tunnel_variants_resnet(case_resnet, monkeypatch, name: str, nt_ty
     assert_close_to_peer(ours.values, peer)
 
 
+@pytest.mark.parametrize("batch_size", [None, 1, 3])
+def test_noise_tunnel_over_ig_with_one_baseline_per_input(case_resnet, monkeypatch, batch_size) -> None:
+    """SmoothGrad over IG with a baseline per input (N, C, H, W): each noisy row uses its own input's
+    baseline, as captum's NoiseTunnel repeats it per sample, at any chunking (None: the planner's)."""
+    model, x, target = case_resnet
+    baseline = torch.randn(x.shape, generator=torch.Generator().manual_seed(9))
+    s = 3
+    ours = xw.attribute(model, x, method="smoothgrad", target=target, n_samples=s, noise_level=0.1,
+                        base_method="integrated_gradients", base_params={"n_steps": 4, "baseline": baseline},
+                        batch_size=batch_size, return_frames=True, **QUIET)
+    peer = captum_noise_tunnel(monkeypatch, captum_attr.IntegratedGradients(model), x, ours.frames["noisy_inputs"],
+                               "smoothgrad", s, target, baselines=baseline, n_steps=4)
+    assert_close_to_peer(ours.values, peer)
+
+
 def test_smoothgrad_effnet(case_effnet, monkeypatch) -> None:
     model, x, target = case_effnet
     ours = xw.attribute(model, x, method="smoothgrad", target=target, n_samples=2, batch_size=2,

@@ -52,6 +52,18 @@ def test_occlusion_equals_captum_effnet_chelsea(effnet, chelsea):
     assert torch.allclose(ours.values, ref, atol=1e-6, rtol=1e-5)
 
 
+def test_occlusion_equals_captum_float64():
+    """A float64 model and input: ours stays float64 (captum returns float32: equal to its rounding)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    model = model.double().eval()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ours = xw.attribute(model, x, method="occlusion", window=5, stride=3, target=1, progress=False)
+    ref = _captum_occlusion(model, x, torch.tensor([1, 1]), 5, 3)
+    assert ours.values.dtype == torch.float64
+    torch.testing.assert_close(ours.values, ref.double(), rtol=1e-6, atol=1e-9)
+
+
 def test_kernel_shap_exhaustive_equals_exact_shapley(tiny_cnn):
     x = torch.randn(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
     kw = {"segments": "grid", "segmentation_params": {"patch": 8}, "target": 1, "progress": False}  # 9 patches

@@ -69,10 +69,19 @@ def _spatial(t: object) -> bool:
     return isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[2] * t.shape[3] > 1
 
 
-def _last_spatial_index(finished: list, calls: dict[str, int]) -> int:
+#: pooling to a fixed output size only resamples the map for the head (torchvision's VGG/AlexNet
+#: ``avgpool`` turns a 2x2 map at 64x64 into 7x7): never the feature map a CAM should explain
+_RESAMPLERS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def _resamplers(model: nn.Module) -> set[str]:
+    return {name for name, module in model.named_modules() if isinstance(module, _RESAMPLERS)}
+
+
+def _last_spatial_index(finished: list, calls: dict[str, int], skip: set[str] = frozenset()) -> int:
     for i in range(len(finished) - 1, -1, -1):
         name, _inp, out = finished[i]
-        if calls.get(name) == 1 and _spatial(out):
+        if calls.get(name) == 1 and name not in skip and _spatial(out):
             return i
     raise LayerError(
         "found no layer with a spatial (N, C, h, w) output; pass layer='<dotted name>' "
@@ -83,11 +92,15 @@ def _last_spatial_index(finished: list, calls: dict[str, int]) -> int:
 def find_last_spatial_layer(model: nn.Module, run_forward: Callable[[], object]) -> str:
     """The name of the last module (in execution order) that outputs an ``(N, C, h, w)`` map with h*w > 1.
 
+    Adaptive pooling layers (``nn.AdaptiveAvgPool2d``/``nn.AdaptiveMaxPool2d``) are skipped: they resample
+    the map to the head's fixed size (VGG's ``avgpool``: 2x2 -> 7x7 at 64x64), so the map before them is
+    the one explained, as pytorch-grad-cam users pick ``features[-1]``.
+
     Modules called more than once per forward (shared activations such as a reused ReLU) are skipped, so
     the chosen layer's activation is unambiguous. ``run_forward`` runs the model once on a sample input.
     """
     finished, calls = _record_calls(model, run_forward)
-    return finished[_last_spatial_index(finished, calls)][0]
+    return finished[_last_spatial_index(finished, calls, _resamplers(model))][0]
 
 
 def find_feature_map(model: nn.Module, run_forward: Callable[[], object]) -> tuple[str, bool]:
@@ -100,7 +113,7 @@ def find_feature_map(model: nn.Module, run_forward: Callable[[], object]) -> tup
     the rectified features rather than the pre-activation batch norm.
     """
     finished, calls = _record_calls(model, run_forward)
-    index = _last_spatial_index(finished, calls)
+    index = _last_spatial_index(finished, calls, _resamplers(model))
     name, _inp, out = finished[index]
     for later, inp, _out in finished[index + 1:]:
         if not _spatial(inp) or calls.get(later) != 1:

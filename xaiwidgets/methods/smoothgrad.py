@@ -69,15 +69,27 @@ class NoiseStream:
 
 
 def base_attribution(
-    model: Any, name: str, params: dict[str, Any]
+    model: Any, name: str, params: dict[str, Any], n_inputs: int = 1
 ) -> Any:
-    """A function ``(rows, target_rows) -> attribution rows`` for the wrapped method ``name``."""
-    if name == "gradient":
-        return lambda rows, t: selected_scores_and_grad(model, rows, t)[0]
-    inner = get_method(name)(model)
+    """A function ``(rows, target_rows, input_rows) -> attribution rows`` for the wrapped method ``name``.
 
-    def run(rows: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        values = inner.attribute(rows, t, progress=False, **params).values
+    A ``baseline`` tensor in ``params`` with one baseline per input (``(N, ...)``, N > 1) is indexed by each
+    row's input, as captum's ``NoiseTunnel`` repeats per-input baselines for every sample.
+    """
+    if name == "gradient":
+        return lambda rows, t, i: selected_scores_and_grad(model, rows, t)[0]
+    inner = get_method(name)(model)
+    baseline = params.get("baseline")
+    per_input = (
+        isinstance(baseline, torch.Tensor) and n_inputs > 1 and baseline.dim() >= 2
+        and baseline.shape[0] == n_inputs
+    )
+
+    def run(rows: torch.Tensor, t: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        kwargs = params
+        if per_input and baseline.dim() == rows.dim():
+            kwargs = {**params, "baseline": baseline[i.to(baseline.device)]}
+        values = inner.attribute(rows, t, progress=False, **kwargs).values
         if values.shape != rows.shape:
             raise_shape(name, values, rows)
         return values
@@ -146,7 +158,7 @@ class _NoiseTunnel(Method):
             scores = forward_scores(self.model, x)
         resolved = resolve_target(target, scores)
         base = params["base_method"]
-        attribute_rows = base_attribution(self.model, base, params["base_params"] or {})
+        attribute_rows = base_attribution(self.model, base, params["base_params"] or {}, n)
         stream = NoiseStream(x, float(params["noise_level"]), params["seed"])
         planner = ChunkPlanner(row_bytes(x), x.device, params["batch_size"])
         total = torch.zeros_like(x)
@@ -165,7 +177,7 @@ class _NoiseTunnel(Method):
                 s_idx, i_idx = idx // n, idx % n
                 noisy = stream.rows(start, start + size)
                 try:
-                    attr = planner.run(size, lambda _s, z=noisy, i=i_idx: attribute_rows(z, resolved[i]))
+                    attr = planner.run(size, lambda _s, z=noisy, i=i_idx: attribute_rows(z, resolved[i], i))
                 except Retry:
                     continue
                 attr = attr.detach()

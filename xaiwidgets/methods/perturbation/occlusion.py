@@ -69,14 +69,16 @@ def window_geometry(shape: tuple[int, ...], window: Any, stride: Any) -> tuple[t
     return w, s
 
 
-def window_indicators(shape: tuple[int, ...], window: tuple[int, ...], stride: tuple[int, ...], device) -> list:
-    """Per axis, a ``(positions, size)`` 0/1 matrix: which elements the k-th window position covers."""
+def window_indicators(
+    shape: tuple[int, ...], window: tuple[int, ...], stride: tuple[int, ...], device, dtype=torch.float32
+) -> list:
+    """Per axis, a ``(positions, size)`` 0/1 matrix (``dtype``): which elements the k-th window position covers."""
     out = []
     for size, w, s in zip(shape, window, stride):
         n = math.ceil((size - w) / s) + 1
         start = torch.arange(n, device=device)[:, None] * s
         idx = torch.arange(size, device=device)[None, :]
-        out.append(((idx >= start) & (idx < start + w)).float())
+        out.append(((idx >= start) & (idx < start + w)).to(dtype))
     return out
 
 
@@ -116,7 +118,8 @@ class Occlusion(Method):
         baseline = resolve_baseline(params["baseline"], inputs, self.classifier)
         if baseline.shape[0] != inputs.shape[0]:
             raise ParameterError("occlusion takes one baseline per input, not a background batch")
-        ind = window_indicators(shape, window, stride, inputs.device)
+        acc_dtype = torch.promote_types(inputs.dtype, torch.float32)  # float64 inputs stay float64
+        ind = window_indicators(shape, window, stride, inputs.device, acc_dtype)
         counts = tuple(i.shape[0] for i in ind)
         total = math.prod(counts)
         # a window over every channel: one (B, 1, ...) mask broadcast over the channels
@@ -144,7 +147,7 @@ class Occlusion(Method):
                 drops.append(scores[n] - f)
                 start += size
                 progress.update(n * total + start, inputs.shape[0] * total, self.name)
-            diff = torch.cat(drops).view(counts)
+            diff = torch.cat(drops).view(counts).to(acc_dtype)
             # sum over windows of drop * mask, contracted axis by axis; divided by the number of windows
             acc = diff
             for axis in ind:

@@ -108,11 +108,17 @@ def _merge_batchnorms(model: nn.Module, patch: _Patcher, state: Canonized) -> No
         if (
             last is not None and isinstance(unit, BATCHNORM_TYPES) and isinstance(last[1], LINEAR_TYPES)
             and not unit.training and unit.running_mean is not None and unit not in state.merged
+            and _out_features(last[1]) == unit.num_features
         ):
             _merge(last[1], unit, patch)
             state.merged[unit] = last[1]
             _verify_order(last[0], last[1], name, unit, patch)
         last = (name, unit)
+
+
+def _out_features(layer: nn.Module) -> int | None:
+    """Output width of a linear or convolution layer (None if it has none)."""
+    return getattr(layer, "out_features" if isinstance(layer, nn.Linear) else "out_channels", None)
 
 
 @torch.no_grad()
@@ -137,11 +143,12 @@ def _verify_order(linear_name: str, linear: nn.Module, bn_name: str, bn: nn.Modu
 
     def check(module: nn.Module, inputs: tuple) -> None:
         out, x = seen.get("out"), inputs[0]
-        if out is None or out.data_ptr() != x.data_ptr() or out.shape != x.shape:
+        # the rule hooks hand on a copy of the layer's output: same values, other storage
+        if out is None or out.shape != x.shape or (out.data_ptr() != x.data_ptr() and not torch.equal(out, x)):
             raise ModelError(
                 f"batch norm {bn_name!r} is defined right after {linear_name!r} but does not take its output "
-                "in the forward pass, so it cannot be merged; pass canonize=False (the batch norm then gets "
-                "the epsilon rule)"
+                "in the forward pass, so it cannot be merged; pass canonize=False (relevance then passes "
+                "through the batch norm unchanged, as in zennit)"
             )
 
     patch.hook(linear.register_forward_hook(remember, prepend=True))

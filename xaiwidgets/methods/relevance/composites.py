@@ -39,6 +39,12 @@ GRADIENT_TYPES = (
     nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
     nn.Identity, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
 )
+try:  # torchvision's EfficientNet / ConvNeXt blocks: the identity in eval mode
+    from torchvision.ops import StochasticDepth
+
+    GRADIENT_TYPES = (*GRADIENT_TYPES, StochasticDepth)
+except ImportError:  # pragma: no cover - torchvision is a dependency
+    pass
 
 RuleLike = Rule | str | None
 TypeMap = Sequence[tuple[type | tuple[type, ...], RuleLike]]
@@ -85,13 +91,11 @@ class Composite:
         self,
         model: nn.Module,
         *,
-        merged: Sequence[nn.Module] = (),
         bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[dict[str, tuple[nn.Module, Rule]], dict[str, tuple[nn.Module, str]]]:
         """``({name: (module, rule)}, {name: (module, error message)})`` for every layer of ``model``."""
         for key in self.name_map:
             get_layer(model, key)  # unknown names raise LayerError with close matches
-        merged_ids = {id(m) for m in merged}
         assignment: dict[str, tuple[nn.Module, Rule]] = {}
         unsupported: dict[str, tuple[nn.Module, str]] = {}
         state = {"first": False}
@@ -99,7 +103,7 @@ class Composite:
         def visit(prefix: str, module: nn.Module) -> None:
             for child_name, child in module.named_children():
                 name = f"{prefix}.{child_name}" if prefix else child_name
-                rule = self._lookup(name, child, merged_ids, state)
+                rule = self._lookup(name, child, state)
                 if rule is _GRADIENT:
                     if any(True for _ in child.children()) and not isinstance(child, LINEAR_TYPES):
                         visit(name, child)
@@ -123,7 +127,7 @@ class Composite:
         visit("", model)
         return assignment, unsupported
 
-    def _lookup(self, name: str, module: nn.Module, merged_ids: set[int], state: dict) -> Any:
+    def _lookup(self, name: str, module: nn.Module, state: dict) -> Any:
         if name in self.name_map:
             rule = self.name_map[name]
             return _GRADIENT if rule is None else rule
@@ -140,7 +144,9 @@ class Composite:
         if isinstance(module, (Sum, *AVGPOOL_TYPES)):
             return Norm(self.stabilizer)
         if isinstance(module, BATCHNORM_TYPES):
-            return Pass() if id(module) in merged_ids else Epsilon(self.stabilizer)
+            # merged: the identity; not merged (canonize=False, or no linear layer of its width before it, as
+            # DenseNet's norm1): relevance passes through unchanged, as in zennit's composites
+            return Pass()
         if isinstance(module, GRADIENT_TYPES):
             return _GRADIENT
         return None

@@ -75,8 +75,8 @@ def propagate(
         key = name if calls[name] == 1 else f"{name}[{calls[name]}]"
         layers[key] = lower.detach().flatten(1).sum(1)
 
-    with canonized(model, canonize) as state:
-        assignment, unsupported = composite.assign(model, merged=list(state.merged), bounds=bounds)
+    with canonized(model, canonize):
+        assignment, unsupported = composite.assign(model, bounds=bounds)
         with attached(model, assignment, unsupported=unsupported, record=record if per_layer else None):
             x = inputs.detach().requires_grad_(True)
             try:

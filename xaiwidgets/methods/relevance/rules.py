@@ -471,7 +471,9 @@ class _RuleFunction(torch.autograd.Function):
         y = box[0]
         ctx.rule, ctx.module, ctx.name, ctx.record = rule, module, name, record
         ctx.save_for_backward(x, y)
-        return y
+        # a fresh tensor: the model may change a layer's output in place (`result += input` in torchvision's
+        # MobileNetV3 / EfficientNet blocks), which must not touch the tensors saved for the rule
+        return y.clone()
 
     @staticmethod
     def backward(ctx, r: Tensor):
