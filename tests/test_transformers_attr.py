@@ -65,3 +65,69 @@ def test_minilm_maps_and_ig_completeness():
     with torch.no_grad():
         delta = fwd(x)[0, 1] - fwd(base)[0, 1]
     assert abs(float(tokens.sum() - delta)) < 0.02 * abs(float(delta)) + 1e-3
+
+
+def _rollout_reference(attentions, n: int, tokens: int) -> torch.Tensor:
+    """Abnar & Zuidema 2020 from the model's own attention outputs: mean over heads, add the identity,
+    renormalise rows, multiply the layers; the [CLS] row over the patches."""
+    r = torch.eye(tokens).expand(n, tokens, tokens)
+    for a in attentions:
+        a = (a.detach().mean(1) + torch.eye(tokens)) / 2
+        r = (a / a.sum(-1, keepdim=True)) @ r
+    return r[:, 0, 1:]
+
+
+def test_hugging_face_vit_rollout_equals_its_output_attentions():
+    """transformers' ViT names its attention module ViTAttention (not *SelfAttention): found, recorded once
+    per layer, and the rollout equals the one from the model's ``output_attentions`` (1e-6)."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, num_hidden_layers=2, num_attention_heads=4, hidden_size=32,
+                    intermediate_size=64, num_labels=5, initializer_range=0.3)
+    model = ViTForImageClassification(cfg).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    ref_model = ViTForImageClassification(cfg)
+    ref_model.load_state_dict(model.state_dict())
+    ref_model.eval().config._attn_implementation = "eager"
+    expected = _rollout_reference(ref_model(pixel_values=x, output_attentions=True).attentions, 2, 17)
+    ours = AttentionRollout(model).attribute(x, progress=False)
+    torch.testing.assert_close(ours.raw, expected.reshape(2, 4, 4), rtol=1e-5, atol=1e-6)
+
+
+class _EncoderViT(torch.nn.Module):
+    """A hand-built ViT on nn.TransformerEncoder (whose fused fast path skips self_attn.forward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = torch.nn.Conv2d(3, 32, 8, 8)
+        self.cls = torch.nn.Parameter(torch.randn(1, 1, 32))
+        self.pos = torch.nn.Parameter(torch.randn(1, 17, 32))
+        layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.patch(x).flatten(2).transpose(1, 2)
+        h = torch.cat([self.cls.expand(len(x), -1, -1), h], 1) + self.pos
+        return self.head(self.enc(h)[:, 0])
+
+
+@pytest.mark.parametrize("make", [lambda: VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
+                                                            hidden_dim=32, mlp_dim=64, num_classes=5),
+                                  _EncoderViT], ids=["torchvision_vit", "encoder_vit"])
+@pytest.mark.parametrize("cls", [AttentionRollout, TransformerRelevance])
+def test_frozen_models_give_the_same_maps(make, cls):
+    """model.requires_grad_(False) (common for inference): relevance still gets its graph and the encoder's
+    fast path is switched off for the call, so both maps equal the unfrozen model's; the parameters stay
+    frozen and the fast-path setting is put back."""
+    torch.manual_seed(0)
+    model = make().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    ref = cls(model).attribute(x, progress=False).raw
+    model.requires_grad_(False)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    out = cls(model).attribute(x, progress=False).raw
+    torch.testing.assert_close(out, ref)
+    assert not any(p.requires_grad for p in model.parameters())
+    assert torch.backends.mha.get_fastpath_enabled() == fastpath

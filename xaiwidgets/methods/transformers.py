@@ -9,7 +9,8 @@
 
 The explained row is the [CLS] token's (``pooling="cls"``, ViT) or the mean over the tokens (``"mean"``,
 mean-pooled sentence models such as the MiniLM demo). Attention probabilities come from forward hooks:
-Hugging Face attention modules (``*SelfAttention``) are switched to the eager implementation for the call;
+Hugging Face attention modules (the innermost ``*Attention``: ``BertSelfAttention``,
+``ViTAttention``, ...) are switched to the eager implementation for the call;
 torchvision's ``nn.MultiheadAttention`` gets an explicit forward (same maths, weights kept in the graph)
 for the call. Both are restored afterwards.
 """
@@ -65,22 +66,43 @@ def _explicit_mha(module: nn.MultiheadAttention, store: list[torch.Tensor]):
     return forward
 
 
+def hf_attention_modules(model: nn.Module) -> list[nn.Module]:
+    """The innermost self-attention modules returning ``(output, probabilities)``: Hugging Face classes whose
+    name ends with ``Attention`` (``BertSelfAttention``, ``ViTAttention``, ``DeiTAttention``; transformers 5
+    names ViT's ``ViTAttention``) or any ``*SelfAttention``, not cross-attention; a wrapper (``BertAttention``)
+    that contains one of them is left out so each layer is recorded once."""
+    def wanted(m: nn.Module) -> bool:
+        name = type(m).__name__
+        hf = type(m).__module__.startswith("transformers.") and name.endswith("Attention")
+        return (hf or name.endswith("SelfAttention")) and "Cross" not in name
+
+    found = [m for m in model.modules() if wanted(m)]
+    ids = {id(m) for m in found}
+    return [m for m in found if not any(id(c) in ids for c in m.modules() if c is not m)]
+
+
 @contextlib.contextmanager
 def capture_attentions(model: nn.Module) -> Iterator[list[torch.Tensor]]:
     """Record each self-attention layer's probabilities ``(N, H, T, T)`` (in call order) during the block."""
     store: list[torch.Tensor] = []
     mhas = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
-    hf = [m for m in model.modules() if type(m).__name__.endswith("SelfAttention")]
+    hf = hf_attention_modules(model)
     if not mhas and not hf:
         raise ModelError(
-            "found no attention layers (nn.MultiheadAttention or Hugging Face *SelfAttention modules) in the model"
+            "found no attention layers (nn.MultiheadAttention or Hugging Face *Attention modules) in the model"
         )
     configs = {id(m.config): m.config for m in model.modules() if hasattr(getattr(m, "config", None),
                                                                          "_attn_implementation")}
     saved = {k: c._attn_implementation for k, c in configs.items()}
     handles = []
     patched = []
+    # nn.TransformerEncoderLayer's fused fast path (taken when no parameter needs a gradient) never calls
+    # self_attn.forward: switch it off so the explicit forward records the probabilities
+    mha_backend = getattr(torch.backends, "mha", None)
+    fastpath = mha_backend.get_fastpath_enabled() if mha_backend is not None else None
     try:
+        if mha_backend is not None:
+            mha_backend.set_fastpath_enabled(False)
         for c in configs.values():
             c._attn_implementation = "eager"
         for m in hf:
@@ -103,6 +125,8 @@ def capture_attentions(model: nn.Module) -> Iterator[list[torch.Tensor]]:
                 del m.forward
         for k, c in configs.items():
             c._attn_implementation = saved[k]
+        if mha_backend is not None:
+            mha_backend.set_fastpath_enabled(fastpath)
 
 
 def fuse_heads(attn: torch.Tensor, fusion: str) -> torch.Tensor:
@@ -177,6 +201,10 @@ class _AttentionMethod(Method):
             tracker.close()
 
     def _matrix(self, module: nn.Module, forward, target: TargetLike, p: dict[str, Any]):
+        if self.needs_grad:  # the attentions need a graph even when the user froze the model (restored by
+            for param in module.parameters():  # the caller's ``preserved``)
+                if param.is_floating_point() and not param.requires_grad:
+                    param.requires_grad_(True)
         with capture_attentions(module) as store, torch.enable_grad():
             scores = forward()
             resolved = resolve_target(target, scores.detach())
