@@ -8,7 +8,7 @@
 
 from . import core, demo, featurevis, methods, metrics
 from .api import attribute
-from .core import Attribution, ImageClassifier
+from .core import Attribution, ImageClassifier, TabularModel, TextClassifier
 from .widgets import (
     AnchorView,
     EvaluationView,
@@ -27,6 +27,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnchorView", "Attribution", "EvaluationView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView",
-    "ImageClassifier", "ScrubberView", "TokenView", "__version__", "attribute", "core", "demo", "evaluate", "explain",
-    "featurevis", "methods", "metrics", "to_html",
+    "ImageClassifier", "ScrubberView", "TabularModel", "TextClassifier", "TokenView", "__version__", "attribute",
+    "core", "demo", "evaluate", "explain", "featurevis", "methods", "metrics", "to_html",
 ]

@@ -18,12 +18,22 @@ def first_conv_channels(model: object) -> int | None:
     return None
 
 
+def _model_dtype(model: object) -> torch.dtype | None:
+    """The floating dtype of the model's first floating parameter (None for callables without one)."""
+    if isinstance(model, nn.Module):
+        for tensor in model.parameters():
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None
+
+
 def as_batch(inputs: object, model: object = None, *, device: torch.device | None = None) -> torch.Tensor:
     """Validate ``inputs`` and return a float ``(N, ...)`` tensor on ``device``.
 
     A single unbatched image ``(C, H, W)`` is batched when the model's first convolution takes ``C``
     channels; without a convolution a 3-D tensor is taken as a batch (e.g. token embeddings
-    ``(N, T, D)``). Raises :class:`InputError` for non-tensors, integer or boolean tensors, NaN/inf, a
+    ``(N, T, D)``). Floating inputs are cast to the dtype of the model's parameters (numpy arrays are
+    float64). Raises :class:`InputError` for non-tensors, integer or boolean tensors, NaN/inf, a
     wrong rank or a wrong channel count.
     """
     if isinstance(inputs, np.ndarray):
@@ -38,6 +48,9 @@ def as_batch(inputs: object, model: object = None, *, device: torch.device | Non
             f"inputs have dtype {inputs.dtype}; gradients need floating point inputs. Convert with "
             ".float() (and normalise images as the model expects)"
         )
+    dtype = _model_dtype(model)
+    if dtype is not None and inputs.dtype != dtype:
+        inputs = inputs.to(dtype)  # numpy images are float64; the model's layers need their own dtype
     channels = first_conv_channels(model)
     if inputs.dim() == 3 and channels is not None and channels == inputs.shape[0]:
         inputs = inputs.unsqueeze(0)

@@ -48,10 +48,12 @@ def _remove_hooks_since(modules: list[nn.Module], first_id: int) -> None:
 
 @contextlib.contextmanager
 def preserved(model: object) -> Iterator[None]:
-    """Restore ``training`` flags, ``requires_grad``, ``inplace`` flags and hooks of every submodule.
+    """Restore ``training`` flags, ``requires_grad``, ``inplace`` flags, hooks and running buffers.
 
     Hooks registered inside the block and still present on exit are removed; flags changed inside the
-    block are set back. This runs also when the block raises.
+    block are set back. Buffers of modules in training mode (batch-norm running statistics, which every
+    forward pass in training mode updates) are restored to their values on entry. This runs also when
+    the block raises.
     """
     if not isinstance(model, nn.Module):
         yield
@@ -62,6 +64,14 @@ def preserved(model: object) -> Iterator[None]:
     first_hook_id = RemovableHandle.next_id
     params = list(model.parameters())
     requires_grad = [p.requires_grad for p in params]
+    # a forward in training mode updates batch-norm running stats (and num_batches_tracked) in place
+    buffers = [
+        (module, name, buf, buf.detach().clone())
+        for module in modules
+        if module.training
+        for name, buf in module.__dict__.get("_buffers", {}).items()
+        if isinstance(buf, torch.Tensor)
+    ]
     try:
         yield
     finally:
@@ -71,6 +81,12 @@ def preserved(model: object) -> Iterator[None]:
             if ip is not None and module.__dict__.get("inplace") != ip:
                 module.inplace = ip
         _remove_hooks_since(modules, first_hook_id)
+        with torch.no_grad():
+            for module, name, buf, saved in buffers:
+                if module.__dict__["_buffers"].get(name) is not buf:
+                    module.__dict__["_buffers"][name] = buf
+                if not torch.equal(buf, saved):
+                    buf.copy_(saved)
         for param, flag in zip(params, requires_grad):
             if param.requires_grad != flag:
                 param.requires_grad_(flag)

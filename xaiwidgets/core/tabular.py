@@ -37,6 +37,8 @@ def _as_rows(x: Any, d: int | None, what: str, device: torch.device) -> torch.Te
         x = x.unsqueeze(0)
     if x.dim() != 2:
         raise InputError(f"{what} must be rows (N, d) or one row (d,); got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise InputError(f"{what} are empty (0 rows); pass at least one row (N, d)")
     if d is not None and x.shape[1] != d:
         raise InputError(f"{what} have {x.shape[1]} features but the model takes {d}; pass rows (N, {d})")
     if not x.is_floating_point():

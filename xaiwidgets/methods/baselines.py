@@ -86,6 +86,8 @@ def resolve_baseline(
     if isinstance(baseline, bool):
         raise ParameterError("baseline must be a name, a number or a tensor, not a bool")
     if isinstance(baseline, (int, float)):
+        if not math.isfinite(baseline):
+            raise ParameterError(f"baseline must be a finite number, got {baseline!r}")
         return torch.full_like(inputs, float(baseline))
     if not isinstance(baseline, torch.Tensor):
         raise ParameterError(

@@ -86,8 +86,14 @@ class LayerwiseInputXGradient(Method):
                     f"no layer left to explain (found {len(captured)} spatial layer outputs, skip_first="
                     f"{params['skip_first']}); pass layers=[...] with dotted names of layers with (N, C, h, w) outputs"
                 )
-            grads = torch.autograd.grad(gather_scores(scores, resolved).sum(), [a for _, a in kept],
-                                        allow_unused=True)
+            selected = gather_scores(scores, resolved)
+            if not selected.requires_grad:
+                raise ModelError(
+                    "the model's scores do not depend differentiably on its layers (is there a torch.no_grad(), "
+                    ".detach(), argmax or a non-torch step in forward?); use a perturbation method such as "
+                    "'occlusion' instead"
+                )
+            grads = torch.autograd.grad(selected.sum(), [a for _, a in kept], allow_unused=True)
         size = inputs.shape[-2:]
         maps = []
         for (_module, act), grad in zip(kept, grads):

@@ -212,7 +212,14 @@ class _AttentionMethod(Method):
                 raise ModelError("no attention probabilities were recorded during the forward pass")
             if self.needs_grad:
                 selected = scores.gather(1, resolved.view(-1, 1)).sum()
-                grads = torch.autograd.grad(selected, store)
+                if not selected.requires_grad:
+                    raise ModelError(
+                        "the model's scores do not depend differentiably on its attention (is there a "
+                        "torch.no_grad(), .detach() or a non-torch step in forward?); use 'attention_rollout' "
+                        "instead, which needs no gradients"
+                    )
+                grads = torch.autograd.grad(selected, store, allow_unused=True)
+                grads = [g if g is not None else torch.zeros_like(a) for g, a in zip(grads, store)]
                 mat = relevance(store, list(grads))
             else:
                 mat = rollout(store, p["head_fusion"], p["discard_ratio"])

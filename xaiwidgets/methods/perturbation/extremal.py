@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ...core.attribution import Attribution
-from ...core.errors import Cancelled
+from ...core.errors import Cancelled, ParameterError
 from ...core.progress import Progress
 from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, scores_from_output
@@ -96,6 +96,11 @@ class ExtremalPerturbation(Method):
     ) -> Attribution:
         scores, resolved = scores_and_target(self.model, inputs, target)
         baseline = resolve_baseline(params["baseline"], inputs, self.classifier).detach()
+        if baseline.shape[0] != inputs.shape[0]:
+            raise ParameterError(
+                "extremal_perturbation takes one baseline per input, not a background batch; give a baseline "
+                f"of shape {tuple(inputs.shape[1:])} or {tuple(inputs.shape)}, a number or a name"
+            )
         n, _, h, w = inputs.shape
         cell = params["cell_size"] or max(1, min(h, w) // 28)
         gh, gw = math.ceil(h / cell), math.ceil(w / cell)

@@ -15,6 +15,7 @@ as in captum; unlike captum, modules reused within a forward and in-place ReLUs 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -124,8 +125,12 @@ def resolve_baseline(baseline: Any, inputs: torch.Tensor, classifier: Any, seed:
     if baseline is None:
         return torch.zeros_like(inputs)
     if isinstance(baseline, (int, float)):
+        if not math.isfinite(baseline):
+            raise ParameterError(f"baseline must be a finite number, got {baseline!r}")
         return torch.full_like(inputs, float(baseline))
     if isinstance(baseline, torch.Tensor):
+        if not bool(torch.isfinite(baseline).all()):
+            raise ParameterError("the baseline tensor contains NaN or infinite values; pass a finite baseline")
         b = baseline.to(dtype=inputs.dtype, device=inputs.device)
         if b.dim() == inputs.dim() - 1:
             b = b.unsqueeze(0)
@@ -176,7 +181,10 @@ class DeepLift(Method):
         baselines = resolve_baseline(params["baseline"], inputs, self.classifier, params["seed"])
         n = inputs.shape[0]
         if target is not None and not isinstance(target, int):
-            target = torch.as_tensor(target, device=inputs.device).reshape(-1)
+            try:
+                target = torch.as_tensor(target, device=inputs.device).reshape(-1)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TargetError(f"target must be an int, a sequence of ints or a tensor; got {target!r}") from exc
             target = target.expand(n) if target.numel() == 1 else target
             if target.numel() != n:
                 raise TargetError(f"got {target.numel()} targets for {n} inputs; give one per input or a single int")
