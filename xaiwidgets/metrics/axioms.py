@@ -53,6 +53,7 @@ from ._maps import (
     target_scores,
     values_of,
 )
+from .perturb import centred_grid
 
 
 def _target_of(explanation: ExplanationLike, target: TargetLike) -> TargetLike:
@@ -589,9 +590,7 @@ def _regions(x: torch.Tensor, patch: int) -> tuple[torch.Tensor, int]:
     """Region index of every feature (pixels in ``patch x patch`` squares for images), and the count."""
     if x.dim() == 4:
         h, w = x.shape[-2:]
-        ph, pw = math.ceil(h / patch), math.ceil(w / patch)
-        idx = (torch.arange(h, device=x.device) // patch).view(-1, 1) * pw + (torch.arange(w, device=x.device) // patch)
-        return idx, ph * pw
+        return centred_grid(h, w, patch, x.device), math.ceil(h / patch) * math.ceil(w / patch)
     d = flat(x).shape[1]
     return torch.arange(d, device=x.device).view(x.shape[1:]) // patch, math.ceil(d / patch)
 

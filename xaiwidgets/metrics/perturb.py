@@ -197,7 +197,7 @@ def feature_labels(
             return labels, torch.full((n,), h * w, device=x.device)
         if features == "patch":
             size = check_int(patch_size, "patch_size")
-            grid = _features.relabel(_features.grid_segments(h, w, size, x.device))
+            grid = centred_grid(h, w, size, x.device)
             labels = grid.view(1, 1, h, w).expand(n, 1, h, w)
             return labels, torch.full((n,), int(grid.max()) + 1, device=x.device)
         maps = [
@@ -206,6 +206,18 @@ def feature_labels(
         labels = torch.stack(maps)
         return labels, labels.reshape(n, -1).amax(1) + 1
     return _label_tensor(x, features)
+
+
+def centred_grid(h: int, w: int, size: int, device: torch.device) -> torch.Tensor:
+    """``(H, W)`` labels of ``size`` x ``size`` patches on a grid centred on the image: when ``size`` does not
+    divide a side, the missing ``p`` rows (columns) are split ``floor(p/2)`` before and ``ceil(p/2)`` after,
+    so the first and last patches are cut (Quantus' padding in RegionPerturbation and Selectivity)."""
+    def index(n: int) -> torch.Tensor:
+        missing = (size - n % size) % size
+        return (torch.arange(n, device=device) + missing // 2) // size
+
+    rows, cols = index(h), index(w)
+    return rows[:, None] * (int(cols.max()) + 1) + cols[None, :]
 
 
 def _label_tensor(x: torch.Tensor, features: Any) -> tuple[torch.Tensor, torch.Tensor]:
