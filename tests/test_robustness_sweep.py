@@ -98,3 +98,17 @@ def test_tabular_model_with_no_rows(method):
                          background=torch.randn(20, 6))
     with pytest.raises(InputError, match="at least one row"):
         xw.attribute(tm, torch.zeros(0, 6), method=method, target=0, progress=False)
+
+
+@pytest.mark.parametrize(("method", "params"), [("gradient", {}), ("integrated_gradients", {"n_steps": 4}),
+                                                ("occlusion", {"window": 8, "stride": 8}), ("gradcam", {}),
+                                                ("kernel_shap", {"n_samples": 16}), ("lrp_epsilon", {})])
+@pytest.mark.parametrize("target", [None, 0])
+def test_nan_scores_are_a_model_error(method, params, target):
+    """A model that returns NaN (a broken weight here) gets a ModelError naming the rows, with or without an
+    explicit target, instead of a NaN explanation."""
+    model = cnn().eval()
+    with torch.no_grad():
+        model[-1].bias[1] = float("nan")
+    with pytest.raises(ModelError, match="NaN scores"):
+        xw.attribute(model, x(), method=method, target=target, progress=False, **params)

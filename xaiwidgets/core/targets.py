@@ -47,6 +47,14 @@ def resolve_target(target: TargetLike, scores: torch.Tensor) -> torch.Tensor:
     gives one class per sample.
     """
     n, c = scores.shape
+    nan_rows = torch.isnan(scores.detach()).any(1)
+    if bool(nan_rows.any()):
+        rows = nan_rows.nonzero().flatten().tolist()
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        raise ModelError(
+            f"the model returned NaN scores for {len(rows)} of {n} inputs (rows {shown}); explanations of NaN are "
+            "NaN. Check the inputs (normalised as the model expects?) and the model's weights"
+        )
     if target is None:
         return scores.detach().argmax(1)
     if isinstance(target, bool):
