@@ -65,12 +65,21 @@ def test_target_out_of_range(tiny_cnn: nn.Module) -> None:
 
 
 def test_model_output_must_be_scores() -> None:
-    class Flat(nn.Module):
+    class Flat(nn.Module):  # one score per sample (a binary logit): class 0, as captum's target=None
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x.sum((1, 2, 3))
+            return (x**2).sum((1, 2, 3))
 
-    with pytest.raises(ModelError, match=r"\(N, C\) class scores; it returned shape \(2,\)"):
-        xw.attribute(Flat(), torch.randn(2, 3, 4, 4), method="gradient")
+    x = torch.randn(2, 3, 4, 4)
+    a = xw.attribute(Flat(), x, method="gradient")
+    assert a.target.tolist() == [0, 0]
+    torch.testing.assert_close(a.values, 2 * x)
+
+    class Cube(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, 0]  # (N, H, W): neither scores nor one score per sample
+
+    with pytest.raises(ModelError, match=r"\(N, C\) class scores; it returned shape \(2, 4, 4\)"):
+        xw.attribute(Cube(), x, method="gradient")
 
     class Dicty(nn.Module):
         def forward(self, x: torch.Tensor) -> dict:

@@ -112,3 +112,25 @@ def test_nan_scores_are_a_model_error(method, params, target):
         model[-1].bias[1] = float("nan")
     with pytest.raises(ModelError, match="NaN scores"):
         xw.attribute(model, x(), method=method, target=target, progress=False, **params)
+
+
+@pytest.mark.parametrize("method", ["exact_shapley", "kernel_shap", "lime", "shapley_sampling"])
+def test_per_image_segments_of_shape_n_h_w(method):
+    """(N, H, W) labels give each image its own features (as documented), here 4 quadrants vs 2 halves."""
+    quadrants = (torch.arange(16)[:, None] // 8) * 2 + torch.arange(16)[None, :] // 8
+    halves = (torch.arange(16)[:, None] // 8).expand(16, 16)
+    params = {"n_samples": 16} if method != "exact_shapley" else {}
+    a = xw.attribute(cnn().eval(), x(), method=method, segments=torch.stack([quadrants, halves]), target=0,
+                     progress=False, **params)
+    assert a.extras["n_features"] == [4, 2]
+
+
+def test_extremal_perturbation_needs_a_differentiable_model():
+    model = cnn().eval()
+
+    def frozen(t: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(t)
+
+    with pytest.raises(ModelError, match="rise"):
+        xw.attribute(frozen, x(), method="extremal_perturbation", target=0, n_steps=2, progress=False)

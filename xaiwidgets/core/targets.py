@@ -28,6 +28,8 @@ def scores_from_output(output: object, n: int | None = None) -> torch.Tensor:
                 f"the model returned {type(output).__name__}, not a tensor of class scores; wrap it so "
                 "that it returns an (N, C) tensor, e.g. lambda x: model(x)['logits']"
             )
+    if scores.dim() == 1 and n is not None and scores.shape[0] == n:
+        scores = scores[:, None]  # one score per sample (binary logit): class 0, as captum's target=None
     if scores.dim() != 2:
         raise ModelError(
             f"the model must return (N, C) class scores; it returned shape {tuple(scores.shape)}. "

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ...core.attribution import Attribution
-from ...core.errors import Cancelled, ParameterError
+from ...core.errors import Cancelled, ModelError, ParameterError
 from ...core.progress import Progress
 from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, scores_from_output
@@ -121,6 +121,12 @@ class ExtremalPerturbation(Method):
                 keep = mask if preserve else 1 - mask
                 out = scores_from_output(self.model(baseline + keep * (x - baseline)), n)
                 score = out.gather(1, resolved[:, None]).squeeze(1)
+                if not score.requires_grad:
+                    raise ModelError(
+                        "extremal_perturbation optimises the mask by gradient, but the model's output does not "
+                        "depend differentiably on its input (torch.no_grad(), .detach() or a non-torch step in "
+                        "forward?); use 'rise', 'occlusion' or 'kernel_shap' instead"
+                    )
                 area_loss = (mask.flatten(1).sort(1).values - ref).pow(2).mean(1)
                 loss = (sign * score + params["regularization"] * area_loss).sum()
                 (grad,) = torch.autograd.grad(loss, param)

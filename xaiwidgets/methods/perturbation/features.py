@@ -207,6 +207,8 @@ def feature_map(
         raise ParameterError(f"segments must hold integer labels, got dtype {seg.dtype}")
     if seg.dim() == len(shape) + 1 and seg.shape[0] == x.shape[0]:
         seg = seg[index]
+    elif is_image and seg.dim() == 3 and seg.shape[0] == x.shape[0] and seg.shape[0] not in (1, x.shape[1]):
+        seg = seg[index]  # (N, H, W): one label map per image (N == C stays the per-channel (C, H, W) form)
     if is_image and seg.dim() == 2:
         seg = seg[None]
     if seg.dim() != len(shape) or any(a not in (1, b) for a, b in zip(seg.shape, shape)):
