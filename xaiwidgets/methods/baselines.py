@@ -57,6 +57,16 @@ def gaussian_blur(inputs: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def require_finite(baseline: object) -> None:
+    """Raise ParameterError for a number or tensor baseline holding NaN or infinity (it would make every
+    attribution NaN without a word); names and other types pass through to the caller's own checks."""
+    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        if not math.isfinite(baseline):
+            raise ParameterError(f"baseline must be a finite number, got {baseline!r}")
+    elif isinstance(baseline, torch.Tensor) and not bool(torch.isfinite(baseline).all()):
+        raise ParameterError("the baseline tensor contains NaN or infinite values; pass a finite baseline")
+
+
 def resolve_baseline(
     baseline: BaselineLike, inputs: torch.Tensor, *, seed: int | None = 0, background: bool = False
 ) -> torch.Tensor:
@@ -85,17 +95,14 @@ def resolve_baseline(
         )
     if isinstance(baseline, bool):
         raise ParameterError("baseline must be a name, a number or a tensor, not a bool")
+    require_finite(baseline)
     if isinstance(baseline, (int, float)):
-        if not math.isfinite(baseline):
-            raise ParameterError(f"baseline must be a finite number, got {baseline!r}")
         return torch.full_like(inputs, float(baseline))
     if not isinstance(baseline, torch.Tensor):
         raise ParameterError(
             f"baseline must be one of {', '.join(map(repr, NAMES))}, a number or a tensor; "
             f"got {type(baseline).__name__}"
         )
-    if not torch.isfinite(baseline).all():
-        raise ParameterError("the baseline tensor contains NaN or infinite values")
     b = baseline.detach().to(device=inputs.device, dtype=inputs.dtype)
     sample_shape = tuple(inputs.shape[1:])
     n = inputs.shape[0]

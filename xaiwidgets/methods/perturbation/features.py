@@ -9,7 +9,6 @@ images, tabular rows and (later) tokens.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from ...core.errors import ParameterError
 from ...core.progress import Progress
 from ...core.targets import scores_from_output
 from .._chunks import ChunkPlanner, Retry, row_bytes
+from ..baselines import require_finite
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 BASELINES = ("black", "mean", "blur")
@@ -81,12 +81,10 @@ def resolve_baseline(baseline: Any, x: torch.Tensor, classifier: Any = None) -> 
     if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor, np.ndarray)):
         raise ParameterError(f"baseline must be a number, a tensor or a name, got {type(baseline).__name__}")
     if isinstance(baseline, (int, float)):
-        if not math.isfinite(baseline):
-            raise ParameterError(f"baseline must be a finite number, got {baseline!r}")
+        require_finite(baseline)
         return torch.full_like(x, float(baseline))
     b = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
-    if not bool(torch.isfinite(b).all()):
-        raise ParameterError("the baseline tensor contains NaN or infinite values; pass a finite baseline")
+    require_finite(b)
     if b.dim() == x.dim() and b.shape[0] not in (1, x.shape[0]) and b.shape[1:] == x.shape[1:]:
         return b  # a background batch
     try:

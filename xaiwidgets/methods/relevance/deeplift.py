@@ -15,7 +15,6 @@ as in captum; unlike captum, modules reused within a forward and in-place ReLUs 
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
@@ -28,6 +27,7 @@ from ...core.progress import Progress
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores
 from ..base import Method
+from ..baselines import require_finite
 from ..registry import register
 from .rules import attached_functions, hooks_inactive
 
@@ -124,13 +124,10 @@ def resolve_baseline(baseline: Any, inputs: torch.Tensor, classifier: Any, seed:
     ``"uniform"`` (uniform in the input range, seeded) or ``"gaussian"`` (inputs + N(0, 1) noise, seeded)."""
     if baseline is None:
         return torch.zeros_like(inputs)
+    require_finite(baseline)
     if isinstance(baseline, (int, float)):
-        if not math.isfinite(baseline):
-            raise ParameterError(f"baseline must be a finite number, got {baseline!r}")
         return torch.full_like(inputs, float(baseline))
     if isinstance(baseline, torch.Tensor):
-        if not bool(torch.isfinite(baseline).all()):
-            raise ParameterError("the baseline tensor contains NaN or infinite values; pass a finite baseline")
         b = baseline.to(dtype=inputs.dtype, device=inputs.device)
         if b.dim() == inputs.dim() - 1:
             b = b.unsqueeze(0)
