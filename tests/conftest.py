@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+
 import pytest
 import torch
 from torch import nn
 
 
+def _require_module(modname: str, minversion: str | None = None, reason: str | None = None, **_: object):
+    """``pytest.importorskip`` under ``XW_REQUIRE_PEERS=1``: a missing test dependency fails, never skips."""
+    try:
+        module = importlib.import_module(modname)
+    except ImportError as exc:  # ImportError covers ModuleNotFoundError and a broken transitive import
+        pytest.fail(f"test dependency {modname!r} cannot be imported ({exc}); install the test extra: "
+                    "bash scripts/setup.sh test", pytrace=False)
+    if minversion is not None:
+        from packaging.version import Version
+
+        version = getattr(module, "__version__", None)
+        if version is None or Version(version) < Version(minversion):
+            pytest.fail(f"test dependency {modname!r} is {version}, the tests need >= {minversion}", pytrace=False)
+    return module
+
+
 def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if os.environ.get("XW_REQUIRE_PEERS") == "1":
+        # scripts/test.sh (and so CI) sets this: a peer that cannot be imported is a failure, not a skip
+        pytest.importorskip = _require_module
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """Perturbation and Shapley methods against their oracles.
 
-- occlusion == captum 0.9.0 ``Occlusion`` (same windows, strides and averaging over overlapping windows),
-  allclose atol 1e-6: the only difference is float32 summation order.
+- occlusion == captum 0.9.0 ``Occlusion`` (same windows, strides and averaging over overlapping windows).
+  The only difference is float32 rounding of differently batched forwards: each value is a difference of
+  two logits, each rounded to a few ulps of the logit's magnitude, so the tolerance is 8 float32 ulps of
+  the largest score (or 1e-5 of the map's maximum, whichever is larger); see ``assert_occlusion_close``.
 - kernel_shap == exact Shapley values (enumeration, float64) when 2**M <= n_samples; agrees with shap 0.51.0
   ``KernelExplainer`` (same background) within sampling error when sampled.
 - lime == lime 0.2.0.1 ``LimeBase.explain_instance_with_data`` given the same segmentation, perturbation
@@ -36,20 +38,28 @@ def _captum_occlusion(model, x, target, window, stride):
     )
 
 
+def assert_occlusion_close(ours, ref: torch.Tensor) -> None:
+    """Occlusion values are logit differences: allow float32 rounding at the scale of the scores."""
+    eps = torch.finfo(torch.float32).eps
+    tol = max(8 * eps * float(ours.scores.abs().max()), 1e-5 * float(ref.abs().max()))
+    err = float((ours.values - ref).abs().max())
+    assert err <= tol, f"max difference {err:.3g} > {tol:.3g} (scores up to {float(ours.scores.abs().max()):.3g})"
+
+
 @pytest.mark.parametrize("window,stride", [(16, 16), (15, 8), (10, 7)])
 def test_occlusion_equals_captum_resnet18(resnet18, small_input, window, stride):
     ours = xw.attribute(
         resnet18, small_input, method="occlusion", window=window, stride=stride, target=[3, 7], progress=False
     )
     ref = _captum_occlusion(resnet18, small_input, torch.tensor([3, 7]), window, stride)
-    assert torch.allclose(ours.values, ref, atol=1e-6, rtol=1e-5)
+    assert_occlusion_close(ours, ref)
 
 
 def test_occlusion_equals_captum_effnet_chelsea(effnet, chelsea):
     """EfficientNet-Lite0 on the real cat photo, window 64 stride 56 (16 windows; last ones cropped)."""
     ours = xw.attribute(effnet, chelsea, method="occlusion", window=64, stride=56, progress=False)
     ref = _captum_occlusion(effnet.model, chelsea, ours.target, 64, 56)
-    assert torch.allclose(ours.values, ref, atol=1e-6, rtol=1e-5)
+    assert_occlusion_close(ours, ref)
 
 
 def test_occlusion_equals_captum_float64():
