@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .errors import LayerError
+from .state import preserved
 
 
 def get_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
@@ -41,7 +42,11 @@ def layer_name(model: nn.Module, layer: nn.Module) -> str:
 
 
 def _record_calls(model: nn.Module, run_forward: Callable[[], object]) -> tuple[list, dict[str, int]]:
-    """Each module call of one forward, in finishing order: ``(name, first input, output)``."""
+    """Each module call of one forward, in finishing order: ``(name, first input, output)``.
+
+    Runs under the model's lock (:func:`~.state.preserved`): no other computation's hooks or in-place
+    changes can disturb the pass that the layer choice is read from.
+    """
     finished: list[tuple[str, object, object]] = []
     calls: dict[str, int] = {}
     handles = []
@@ -53,15 +58,16 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object]) -> tuple[
 
         return hook
 
-    for name, module in model.named_modules():
-        if name:
-            handles.append(module.register_forward_hook(make_hook(name)))
-    try:
-        with torch.no_grad():
-            run_forward()
-    finally:
-        for handle in handles:
-            handle.remove()
+    with preserved(model):
+        for name, module in model.named_modules():
+            if name:
+                handles.append(module.register_forward_hook(make_hook(name)))
+        try:
+            with torch.no_grad():
+                run_forward()
+        finally:
+            for handle in handles:
+                handle.remove()
     return finished, calls
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -46,18 +48,47 @@ def _remove_hooks_since(modules: list[nn.Module], first_id: int) -> None:
                     del store[key]
 
 
+_MODEL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock that serialises computations on ``model`` (one per module object).
+
+    Held by :func:`preserved` for its whole block: anything that installs hooks or changes module state
+    runs inside it, so two computations on one model (a widget's worker thread and a notebook cell) run
+    one after the other and each sees the model as the user left it. Weakly keyed: the lock does not
+    keep the model alive.
+    """
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
+
+
 @contextlib.contextmanager
 def preserved(model: object) -> Iterator[None]:
-    """Restore ``training`` flags, ``requires_grad``, ``inplace`` flags, hooks and running buffers.
+    """Hold the model's lock; restore ``training`` flags, ``requires_grad``, ``inplace`` flags, hooks and
+    running buffers on exit.
 
-    Hooks registered inside the block and still present on exit are removed; flags changed inside the
-    block are set back. Buffers of modules in training mode (batch-norm running statistics, which every
-    forward pass in training mode updates) are restored to their values on entry. This runs also when
-    the block raises.
+    The block runs under :func:`model_lock`, so no other computation on the same model interleaves its
+    hooks or state changes with this one (re-entrant: nested blocks in one thread are fine). Hooks
+    registered inside the block and still present on exit are removed; flags changed inside the block
+    are set back. Buffers of modules in training mode (batch-norm running statistics, which every forward
+    pass in training mode updates) are restored to their values on entry. This runs also when the block
+    raises.
     """
     if not isinstance(model, nn.Module):
         yield
         return
+    with model_lock(model), _restored(model):
+        yield
+
+
+@contextlib.contextmanager
+def _restored(model: nn.Module) -> Iterator[None]:
+    """The restoring part of :func:`preserved` (the caller holds the model's lock)."""
     modules = list(model.modules())
     training = [m.training for m in modules]
     inplace = [m.__dict__.get("inplace") for m in modules]  # a plain attribute where it exists (ReLU & co)
@@ -110,23 +141,6 @@ class Hooks:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
-
-
-@contextlib.contextmanager
-def frozen_parameters(model: object) -> Iterator[None]:
-    """Turn off ``requires_grad`` on the parameters (input gradients only, faster); restored on exit."""
-    if not isinstance(model, nn.Module):
-        yield
-        return
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
 
 
 def warn_if_training(model: object) -> None:

@@ -19,7 +19,7 @@ import torch
 from ..core.device import model_device
 from ..core.errors import ParameterError
 from ..core.progress import Progress, as_progress
-from ..core.state import frozen_parameters, preserved
+from ..core.state import preserved
 from ._capture import capture, normalizer, resolve_model
 from .objectives import OUTPUT, Objective
 from .param import ImageParam, image_param
@@ -143,7 +143,7 @@ def maximize(
             raise ParameterError(f"the objective returned shape {tuple(values.shape)}, expected ({batch},)")
         return values
 
-    with preserved(module), frozen_parameters(module), capture(
+    with preserved(module), capture(
         module, objective.layers, stop_early=not objective.needs_output
     ) as cap:
         module.eval()

@@ -18,7 +18,7 @@ from ..core.batching import chunk_ranges
 from ..core.device import model_device
 from ..core.errors import InputError, LayerError, ParameterError
 from ..core.progress import Progress, as_progress
-from ..core.state import frozen_parameters, preserved
+from ..core.state import preserved
 from ._capture import capture, resolve_model
 
 
@@ -63,7 +63,7 @@ def receptive_field(
     device = model_device(module)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n_probes, *input_shape, generator=gen).to(device).requires_grad_(True)
-    with preserved(module), frozen_parameters(module), capture(module, [layer]) as cap:
+    with preserved(module), capture(module, [layer]) as cap:
         module.eval()
         cap.run(x)
         act = cap.acts[layer]

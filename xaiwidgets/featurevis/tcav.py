@@ -21,7 +21,7 @@ from ..core.batching import chunk_ranges
 from ..core.device import model_device
 from ..core.errors import InputError, ParameterError
 from ..core.progress import Progress, as_progress
-from ..core.state import frozen_parameters, preserved
+from ..core.state import preserved
 from ..core.targets import scores_from_output
 from ._capture import capture, resolve_model
 
@@ -94,7 +94,7 @@ def tcav(
         raise ParameterError(f"target must be a class index (int), got {target!r}")
     device = model_device(module)
     prog = as_progress(progress)
-    with preserved(module), frozen_parameters(module), capture(module, [layer], stop_early=False) as cap:
+    with preserved(module), capture(module, [layer], stop_early=False) as cap:
         module.eval()
         a_concept = _layer_acts(module, cap, concept, batch_size, device)
         a_random = _layer_acts(module, cap, random, batch_size, device)

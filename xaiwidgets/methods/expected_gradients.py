@@ -20,7 +20,6 @@ import torch
 
 from ..core.attribution import Attribution
 from ..core.progress import Progress
-from ..core.state import frozen_parameters
 from ..core.targets import TargetLike, gather_scores, resolve_target
 from ._autograd import forward_scores, selected_scores_and_grad
 from ._chunks import ChunkPlanner, Retry, row_bytes
@@ -89,31 +88,30 @@ class ExpectedGradients(Method):
         total = torch.zeros_like(x)
         rows, start = n * s_count, 0
         shape = (-1,) + (1,) * (x.dim() - 1)
-        with frozen_parameters(self.model):
-            while start < rows:
-                size = planner.next(rows - start)
-                r = torch.arange(start, start + size, device=x.device)
-                i = r // s_count
-                xs = x[i]
-                if level > 0:
-                    noise = torch.stack([
-                        torch.randn(x.shape[1:], generator=noise_gen, device=x.device, dtype=x.dtype)
-                        for _ in range(size)
-                    ])
-                    xs = xs + noise * sigma[i].view(shape)
-                b = base[index[r]]
-                a = alphas[r].to(x.dtype).view(shape)
-                points = a * xs + (1.0 - a) * b
-                try:
-                    grads = planner.run(size, lambda _s, p=points, i=i: selected_scores_and_grad(
-                        self.model, p, resolved[i])[0])
-                except Retry:
-                    if level > 0:  # the noise for these rows was consumed; redraw deterministically
-                        raise
-                    continue
-                total.index_add_(0, i, (xs - b) * grads)
-                start += size
-                progress.update(start, rows, self.name)
+        while start < rows:
+            size = planner.next(rows - start)
+            r = torch.arange(start, start + size, device=x.device)
+            i = r // s_count
+            xs = x[i]
+            if level > 0:
+                noise = torch.stack([
+                    torch.randn(x.shape[1:], generator=noise_gen, device=x.device, dtype=x.dtype)
+                    for _ in range(size)
+                ])
+                xs = xs + noise * sigma[i].view(shape)
+            b = base[index[r]]
+            a = alphas[r].to(x.dtype).view(shape)
+            points = a * xs + (1.0 - a) * b
+            try:
+                grads = planner.run(size, lambda _s, p=points, i=i: selected_scores_and_grad(
+                    self.model, p, resolved[i])[0])
+            except Retry:
+                if level > 0:  # the noise for these rows was consumed; redraw deterministically
+                    raise
+                continue
+            total.index_add_(0, i, (xs - b) * grads)
+            start += size
+            progress.update(start, rows, self.name)
         return Attribution(
             values=total / s_count, method=self.name, target=resolved, scores=gather_scores(scores, resolved),
             extras={"batch_size": planner.size, "background_size": int(base.shape[0]) if background else None},

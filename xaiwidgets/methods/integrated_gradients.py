@@ -27,7 +27,6 @@ import torch
 from ..core.attribution import Attribution
 from ..core.batching import batched_forward
 from ..core.progress import Progress
-from ..core.state import frozen_parameters
 from ..core.targets import TargetLike, gather_scores, resolve_target
 from ._autograd import forward_scores, selected_scores_and_grad
 from ._chunks import ChunkPlanner, Retry, row_bytes
@@ -234,18 +233,17 @@ class IntegratedGradients(Method):
         baseline = resolve_baseline(params["baseline"], x, seed=params["seed"])
         planner = ChunkPlanner(row_bytes(x), x.device, params["batch_size"])
         record = bool(params["return_frames"])
-        with frozen_parameters(self.model):
-            fx, fb, resolved = endpoint_scores(self.model, x, baseline, target, params["batch_size"] or 4)
-            path = PathIntegrator(self.model, x, baseline, resolved, planner, progress, record)
-            if params["n_steps"] == "auto":
-                attr, extras, weights_of = self._auto(path, fx, fb, params)
-            else:
-                alphas, weights = quadrature(params["rule"], params["n_steps"])
-                attr = path.run(alphas, weights) * path.diff
-                extras = {"n_steps": params["n_steps"], "rule": params["rule"]}
+        fx, fb, resolved = endpoint_scores(self.model, x, baseline, target, params["batch_size"] or 4)
+        path = PathIntegrator(self.model, x, baseline, resolved, planner, progress, record)
+        if params["n_steps"] == "auto":
+            attr, extras, weights_of = self._auto(path, fx, fb, params)
+        else:
+            alphas, weights = quadrature(params["rule"], params["n_steps"])
+            attr = path.run(alphas, weights) * path.diff
+            extras = {"n_steps": params["n_steps"], "rule": params["rule"]}
 
-                def weights_of(_a: torch.Tensor, w: torch.Tensor = weights) -> torch.Tensor:
-                    return w
+            def weights_of(_a: torch.Tensor, w: torch.Tensor = weights) -> torch.Tensor:
+                return w
 
         delta, gap = completeness(attr, fx, fb)
         extras.update(

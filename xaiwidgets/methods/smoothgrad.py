@@ -19,14 +19,12 @@ mean of squares or variance) after ``s + 1`` samples; the last equals ``values.s
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, ClassVar
 
 import torch
 
 from ..core.attribution import Attribution
 from ..core.progress import Progress
-from ..core.state import frozen_parameters
 from ..core.targets import TargetLike, gather_scores, resolve_target
 from ._autograd import forward_scores, selected_scores_and_grad
 from ._chunks import ChunkPlanner, Retry, row_bytes
@@ -169,39 +167,37 @@ class _NoiseTunnel(Method):
             grad_frames = torch.zeros((n, n_samples, *map_shape))
             running = torch.zeros((n, n_samples, *map_shape))
         rows, start = n * n_samples, 0
-        frozen = frozen_parameters(self.model) if base == "gradient" else contextlib.nullcontext()
-        with frozen:
-            while start < rows:
-                size = planner.next(rows - start)
-                idx = torch.arange(start, start + size, device=x.device)
-                s_idx, i_idx = idx // n, idx % n
-                noisy = stream.rows(start, start + size)
-                try:
-                    attr = planner.run(size, lambda _s, z=noisy, i=i_idx: attribute_rows(z, resolved[i], i))
-                except Retry:
-                    continue
-                attr = attr.detach()
-                if record:
-                    for r in range(size):
-                        s, i = int(s_idx[r]), int(i_idx[r])
-                        total[i] += attr[r]
-                        if total_sq is not None:
-                            total_sq[i] += attr[r] * attr[r]
-                        sq = total_sq[i] if total_sq is not None else total[i]
-                        running[i, s] = reduce_map(self._combine(total[i], sq, s + 1)[None])[0].float().cpu()
-                    noisy_frames[i_idx.cpu(), s_idx.cpu()] = noisy.float().cpu()
-                    grad_frames[i_idx.cpu(), s_idx.cpu()] = reduce_map(attr).float().cpu()
-                else:
-                    total.index_add_(0, i_idx, attr)
+        while start < rows:
+            size = planner.next(rows - start)
+            idx = torch.arange(start, start + size, device=x.device)
+            s_idx, i_idx = idx // n, idx % n
+            noisy = stream.rows(start, start + size)
+            try:
+                attr = planner.run(size, lambda _s, z=noisy, i=i_idx: attribute_rows(z, resolved[i], i))
+            except Retry:
+                continue
+            attr = attr.detach()
+            if record:
+                for r in range(size):
+                    s, i = int(s_idx[r]), int(i_idx[r])
+                    total[i] += attr[r]
                     if total_sq is not None:
-                        total_sq.index_add_(0, i_idx, attr * attr)
-                start += size
-                s_done = start // n
-                if record and progress.on_event is not None and s_done:
-                    progress.emit("frames", {"noisy_inputs": noisy_frames[:, :s_done],
-                                             "gradient_maps": grad_frames[:, :s_done],
-                                             "running_maps": running[:, :s_done]})
-                progress.update(start, rows, self.name)
+                        total_sq[i] += attr[r] * attr[r]
+                    sq = total_sq[i] if total_sq is not None else total[i]
+                    running[i, s] = reduce_map(self._combine(total[i], sq, s + 1)[None])[0].float().cpu()
+                noisy_frames[i_idx.cpu(), s_idx.cpu()] = noisy.float().cpu()
+                grad_frames[i_idx.cpu(), s_idx.cpu()] = reduce_map(attr).float().cpu()
+            else:
+                total.index_add_(0, i_idx, attr)
+                if total_sq is not None:
+                    total_sq.index_add_(0, i_idx, attr * attr)
+            start += size
+            s_done = start // n
+            if record and progress.on_event is not None and s_done:
+                progress.emit("frames", {"noisy_inputs": noisy_frames[:, :s_done],
+                                         "gradient_maps": grad_frames[:, :s_done],
+                                         "running_maps": running[:, :s_done]})
+            progress.update(start, rows, self.name)
         values = self._combine(total, total_sq if total_sq is not None else total, n_samples)
         frames = None
         if record:

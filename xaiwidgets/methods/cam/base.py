@@ -10,8 +10,8 @@ Design choices (and where we differ from pytorch-grad-cam 1.5.7, deliberately):
   in-place op after the layer (``ReLU(inplace=True)``, ``out += identity``) cannot overwrite the captured
   activation or re-base its autograd node; gradients are ``torch.autograd.grad`` of the summed target
   scores with respect to that captured output (no module backward hooks, no ``.grad`` left on the
-  user's parameters, no retained graph). Parameters are frozen during the pass, so autograd only records
-  the graph from the layer onward.
+  user's parameters, no retained graph). The user's ``requires_grad`` flags are never touched (another
+  cell may be training the model): the backward pass stops at the captured layer.
 - ``values`` are unnormalised (pytorch-grad-cam min-max scales each image to [0, 1] and resizes with
   OpenCV); ``raw`` is the map at layer resolution. Upsampling is bilinear, ``align_corners=False``.
 - ``relu=True`` (default) clips the map at 0 as the papers do; ``relu=False`` keeps the signed map.
@@ -40,7 +40,7 @@ from ...core.attribution import Attribution
 from ...core.errors import LayerError, ModelError, ParameterError
 from ...core.layers import find_feature_map, get_layer, layer_name
 from ...core.progress import Progress
-from ...core.state import Hooks, frozen_parameters
+from ...core.state import Hooks
 from ...core.targets import TargetLike, gather_scores, resolve_target, scores_from_output
 from ..base import Method
 from .grid import check_reshape, to_grid
@@ -137,7 +137,7 @@ def capture(
                 "outputs a feature map (e.g. one of its submodules)"
             )
         if gradients and not t.requires_grad:
-            t.requires_grad_(True)  # a leaf: parameters are frozen and inputs carry no grad
+            t.requires_grad_(True)  # a leaf: nothing before the layer needs a gradient (frozen model)
         records[i].append(t)
         return t.clone()  # downstream gets a copy: in-place ops after the layer cannot touch ours
 
@@ -147,7 +147,7 @@ def capture(
     def in_hook(i: int):
         return lambda _m, args: (keep(i, args[0]), *args[1:]) if args else None
 
-    with Hooks() as hooks, frozen_parameters(model), torch.set_grad_enabled(gradients):
+    with Hooks() as hooks, torch.set_grad_enabled(gradients):
         for i, spec in enumerate(layers):
             if spec.use_input:
                 hooks.add(spec.module.register_forward_pre_hook(in_hook(i)))

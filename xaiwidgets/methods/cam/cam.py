@@ -18,7 +18,7 @@ from torch import nn
 
 from ...core.errors import ModelError, ParameterError
 from ...core.progress import Progress
-from ...core.state import Hooks, frozen_parameters
+from ...core.state import Hooks
 from ...core.targets import TargetLike, resolve_target, scores_from_output
 from ..registry import register
 from .base import CAMBase, CAMContext, LayerSpec, resolve_layers
@@ -125,7 +125,7 @@ class CAM(CAMBase):
             if isinstance(t, torch.Tensor):
                 rec.append(t)  # no copy: the in-place ops after the layer must land in it
 
-        with Hooks() as hooks, frozen_parameters(model), torch.no_grad():
+        with Hooks() as hooks, torch.no_grad():
             if spec.use_input:
                 hooks.add(spec.module.register_forward_pre_hook(lambda _m, args: keep(args[0]) if args else None))
             else:

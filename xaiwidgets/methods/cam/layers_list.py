@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...core.errors import ModelError
-from ...core.state import Hooks
+from ...core.state import Hooks, preserved
 from .grid import layout_of, to_grid
 
 
@@ -40,7 +40,7 @@ def spatial_layers(model: Any, inputs: torch.Tensor, reshape: Any = None) -> lis
 
         return hook
 
-    with Hooks() as hooks, torch.no_grad():
+    with preserved(model), Hooks() as hooks, torch.no_grad():
         for name, module in model.named_modules():
             if name:
                 hooks.add(module.register_forward_hook(make_hook(name)))

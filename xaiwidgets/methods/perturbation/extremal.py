@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from ...core.attribution import Attribution
 from ...core.errors import Cancelled, ModelError, ParameterError
 from ...core.progress import Progress
-from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, scores_from_output
 from ..base import Method, require
 from ..registry import register
@@ -115,7 +114,7 @@ class ExtremalPerturbation(Method):
         frames, every = [], params["frame_every"]
         x = inputs.detach()
         mask = self._upsample(param.detach(), h, w)
-        with frozen_parameters(self.model), torch.enable_grad():
+        with torch.enable_grad():
             for step in range(params["n_steps"]):
                 mask = self._upsample(param, h, w)
                 keep = mask if preserve else 1 - mask
