@@ -238,7 +238,7 @@ class IntegratedGradients(Method):
         if params["n_steps"] == "auto":
             attr, extras, weights_of = self._auto(path, fx, fb, params)
         else:
-            alphas, weights = quadrature(params["rule"], params["n_steps"])
+            alphas, weights = quadrature(params["rule"], params["n_steps"], progress.check)
             attr = path.run(alphas, weights) * path.diff
             extras = {"n_steps": params["n_steps"], "rule": params["rule"]}
 

@@ -24,11 +24,15 @@ def bundle(name: str) -> pathlib.Path:
     return path
 
 
-def esm(name: str) -> pathlib.Path | str:
-    """The ``_esm`` of a view: the built module's path, or (not built) a module that says so."""
+def esm(name: str) -> str:
+    """The ``_esm`` of a view: the built module's source, or (not built) a module that says so.
+
+    The source, not the path: anywidget turns a path into a ``FileContents`` whose change signal keeps a
+    strong reference to every widget instance ever created (closed or not), and with it the model.
+    """
     path = STATIC / f"{name}.js"
     if path.exists():
-        return path
+        return path.read_text("utf-8")
     message = f"xaiwidgets front end not built: run npm --prefix js ci && npm --prefix js run build ({name})"
     return "export default { render({ el }) { el.textContent = " + json.dumps(message) + "; } };"
 

@@ -11,6 +11,7 @@ back to a class or a parameter value already seen costs nothing. See ``docs/widg
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -33,7 +34,7 @@ from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import heatmap_payload, image_payload
 from .cache import ResultCache, params_key
 from .fallback import render_png
-from .jobs import Worker
+from .jobs import CancellableJob, wait_or_cancel
 from .scrubber import (
     DEFAULT_BUDGET,
     UPDATE_INTERVAL,
@@ -93,6 +94,38 @@ def coerce_tunable(cls: type[Method], name: str, value: Any) -> Any:
     return float(value)
 
 
+def check_browser_params(cls: type[Method], params: Any) -> dict[str, Any]:
+    """The parameters a view may set, checked against the spec the kernel sent it: each tunable number
+    within its slider range (or the method's default, or ``"auto"``), and ``layer`` (a module name)
+    for methods that take one; ``None``/``""`` resets a key. Anything else raises,
+    answered to the browser, so a crafted or stale message never reaches the method's allocator."""
+    if not isinstance(params, dict):
+        raise ValueError("params must be a dict")
+    allowed = set(cls.tunable) | ({"layer"} & set(cls.defaults))
+    for key, value in params.items():
+        if key not in allowed:
+            settable = ", ".join(sorted(allowed)) or "none"
+            raise ValueError(f"{cls.name}'s {key!r} cannot be set from the view (settable: {settable}); "
+                             "pass it in params= when creating the dashboard")
+        if value is None or value == "" or (key in cls.defaults and _same(value, cls.defaults[key])):
+            continue
+        if key != "layer" and value == "auto":
+            continue  # the automatic choice a slider offers (IG's n_steps); the method checks it takes it
+        if key == "layer":
+            if not isinstance(value, str):
+                raise ValueError(f"layer must be a module name, got {type(value).__name__}")
+            continue  # an unknown name is reported in the method's panel, with the closest layer names
+        lo, hi, _step = cls.tunable[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or not lo <= value <= hi:
+            raise ValueError(f"{cls.name}'s {key} must be a number in [{lo}, {hi}]; got {value!r}")
+    return params
+
+
+def _same(value: Any, default: Any) -> bool:
+    return type(value) is type(default) and value == default
+
+
 def _layer_name(layer: Any) -> str:
     if isinstance(layer, str):
         return layer
@@ -110,7 +143,7 @@ class _FramesJob:
     finished: bool = False
 
 
-class ExplainDashboard(PngFallbackWidget, ViewOptions):
+class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
     """The ``xw.explain`` dashboard. Use :func:`xaiwidgets.explain` to build one; ``frame_budget`` (bytes,
     default 3 MB) bounds the scrubber's frames dict on the wire."""
 
@@ -168,15 +201,25 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             method_params={k: dict(v) for k, v in (params or {}).items()},
             **options,
         )
-        self._worker = Worker()
+        self._start_worker("xaiwidgets-dashboard")
         self.on_msg(self._on_message)
 
+    _held = ("classifier", "inputs", "_cache", "_frames_cache", "_display", "_frames_job")
+
     # ----- requests from the browser
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
+    def _on_message(self, _widget: Any, content: Any, _buffers: list) -> None:
+        if not isinstance(content, dict):
+            self.send({"type": "done", "id": "", "status": "error",
+                       "error": f"a request must be an object, got {type(content).__name__}"})
+            return
         kind = content.get("type")
-        request_id = content.get("id", "")
+        request_id = str(content.get("id", ""))
         if kind == "compute":
             target = content.get("target", self.target)
+            if isinstance(target, bool) or not isinstance(target, (int, float)) or float(target) != int(target):
+                self.send({"type": "done", "id": request_id, "status": "error",
+                           "error": f"target must be a class index, got {target!r}"})
+                return
             self.send({"type": "accepted", "id": request_id})
             self.compute(int(target), request_id=request_id)
         elif kind == "cancel":
@@ -189,7 +232,11 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
                 self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
         elif kind == "set_params":
             try:
-                self.set_params(content.get("method"), content.get("params"), request_id=request_id)
+                method = content.get("method")
+                if not isinstance(method, str) or method not in self.methods:
+                    raise ValueError(f"no panel for method {method!r}")
+                params = check_browser_params(get_method(method), content.get("params"))
+                self.set_params(method, params, request_id=request_id)
             except Exception as exc:
                 self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
         elif kind == "frames":
@@ -202,21 +249,24 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             if self._layers_done:
                 self.send({"type": "done", "id": request_id, "status": "done"})
             else:  # on the worker: the forward pass must not overlap a running method's hooks
-                self._worker.submit(lambda _cancel: self._list_layers_job(request_id), cancel_running=False)
+                self._submit(lambda _cancel: self._list_layers_job(request_id), cancel_running=False)
+        else:
+            self.send({"type": "done", "id": request_id, "status": "error", "error": f"unknown request {kind!r}"})
 
     # ----- public API
     def compute(self, target: int | None = None, *, request_id: str = "", wait: bool = False) -> None:
         """Recompute every panel for ``target`` (default: the current one) on the worker."""
+        self._require_open()
         target = self.target if target is None else int(target)
         n_classes = len(self.classifier.labels) if self.classifier.labels else None
         if target < 0 or (n_classes is not None and target >= n_classes):
             self.send({"type": "done", "id": request_id, "status": "error", "error": f"no class {target}"})
             return
-        self._worker.submit(lambda cancel: self._run(target, request_id, cancel))
+        self._submit(lambda cancel: self._run(target, request_id, cancel))
         if self._frames_method:  # the open scrubber follows the class
             self._submit_frames("", target)
         if wait:
-            self.wait()
+            wait_or_cancel(self)
 
     def set_methods(self, methods: Any, *, request_id: str = "", wait: bool = False) -> None:
         """Show ``methods`` (image methods, in order); only panels without a cached result are computed.
@@ -244,7 +294,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             self.show_frames(None)
         self._submit_only(set(added), request_id)
         if wait:
-            self.wait()
+            wait_or_cancel(self)
 
     def set_params(self, method: Any, params: Any, *, request_id: str = "", wait: bool = False) -> None:
         """Update ``method``'s parameters (merged; a ``None``/``""`` value removes the key, e.g.
@@ -273,7 +323,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         if self._frames_method == method:
             self._submit_frames("")
         if wait:
-            self.wait()
+            wait_or_cancel(self)
 
     def show_frames(self, method: str | None, *, request_id: str = "", wait: bool = False) -> None:
         """Open the scrubber over ``method``'s frames (Integrated-Gradients path steps, SmoothGrad noise
@@ -298,20 +348,20 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         self._frames_method = method
         self._submit_frames(request_id)
         if wait:
-            self.wait()
+            wait_or_cancel(self)
 
     def list_layers(self) -> list[str]:
         """The model's spatial layers (computed once, also synced as ``layers``)."""
         self._ensure_layers()
         return list(self.layers)
 
-    def cancel(self) -> None:
-        """Stop the job in progress; finished panels stay."""
-        self._worker.cancel()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the queued computations are finished."""
-        return self._worker.wait(timeout)
+    def _job_failed(self, exc: BaseException) -> None:
+        """A job let ``exc`` escape (``KeyboardInterrupt``, ``SystemExit``...): no panel stays computing."""
+        error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self.panels = [p if p.get("state") == "done" else {**p, "state": "error", "error": error}
+                           for p in self.panels]
+        self.status = f"error: {error}"
 
     def result(self, method: str, target: int | None = None, params: dict[str, Any] | None = None) -> np.ndarray | None:
         """The cached ``(H, W)`` map of ``method`` for ``target`` and ``params`` (by default the current
@@ -371,7 +421,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
 
     def _submit_only(self, methods: set[str], request_id: str) -> None:
         # Queued after the running job (not cancelling it): a class change in progress still finishes.
-        self._worker.submit(lambda cancel: self._run(None, request_id, cancel, only=methods), cancel_running=False)
+        self._submit(lambda cancel: self._run(None, request_id, cancel, only=methods), cancel_running=False)
 
     def _run(self, target: int | None, request_id: str, cancel: threading.Event,
              only: set[str] | None = None) -> None:
@@ -446,7 +496,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
                              "state": "pending", "frames": {}}
         job = _FramesJob(method, request_id)
         self._frames_job = job
-        job.event = self._worker.submit(lambda cancel: self._run_frames(job, cancel), cancel_running=False)
+        job.event = self._submit(lambda cancel: self._run_frames(job, cancel), cancel_running=False)
 
     def _cancel_frames_job(self) -> None:
         job = self._frames_job
@@ -580,5 +630,5 @@ def explain(
     if inputs.shape[0] != 1:
         raise ValueError(f"explain() takes one image; got a batch of {inputs.shape[0]}")
     dashboard = ExplainDashboard(adapter, inputs, methods, target=target, top_k=top_k, params=params, **options)
-    dashboard.compute(wait=wait)
+    dashboard.compute(wait=wait)  # a KeyboardInterrupt while waiting cancels the computation
     return dashboard

@@ -27,7 +27,7 @@ from ..core.progress import Progress
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import array_payload, quantize, value_range
 from .fallback import render_png
-from .jobs import CancellableJob, Worker
+from .jobs import CancellableJob, Worker, wait_or_cancel
 from .scrubber import Display, display_function, downsample_images, downsample_maps, wire_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -252,6 +252,7 @@ def _label(attribution: Attribution, index: int) -> str:
 
 
 class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
+    _held = ("attribution",)
     """A sampling method's running estimate, its standard error and their convergence. Build it with
     :meth:`from_attribution` (recorded estimates) or :meth:`compute` / ``xw.widgets.stream`` (live)."""
 
@@ -343,7 +344,7 @@ class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
         history = EstimateHistory(plan_size(height, width, MAX_FRAMES, budget), expected=_expected(cls_method, params))
         view = cls(status="computing", **(view_options or {}))
         view.title = f"{cls_method.name} · computing"
-        view._worker = Worker("xaiwidgets-estimate")
+        view._start_worker("xaiwidgets-estimate")
         lock = threading.Lock()
 
         def push(done: bool = False, cancelled: bool = False) -> None:
@@ -404,7 +405,7 @@ class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
 
         view._worker.submit(job)
         if wait:
-            view.wait()
+            wait_or_cancel(view)
         return view
 
     # ----- requests from the browser and control

@@ -35,7 +35,7 @@ from ..core.errors import Cancelled, InputError, ParameterError
 from ..core.progress import Progress
 from .base import PngFallbackWidget, esm
 from .buffers import array_payload, quantize
-from .jobs import CancellableJob, Worker
+from .jobs import CancellableJob, Worker, wait_or_cancel
 from .scrubber import downsample_images, downsample_maps, wire_bytes
 
 MODES = ("deletion", "insertion")
@@ -281,6 +281,7 @@ def _curve_metric(mode: str, options: dict[str, Any]) -> Callable[..., Any]:
 
 
 class EvaluationView(CancellableJob, PngFallbackWidget):
+    _held = ("results",)
     """Methods compared by metrics: deletion / insertion curves with the perturbed input under the cursor,
     a sortable leaderboard, the sanity-check strip and the selection sweep. Build it with :meth:`compute`
     (``xw.evaluate``)."""
@@ -388,7 +389,7 @@ class EvaluationView(CancellableJob, PngFallbackWidget):
         view = cls(status="computing")
         view.results = results
         view.title = f"{len(names)} method{'s' * (len(names) > 1)} on {n} input{'s' * (n > 1)}"
-        view._worker = Worker("xaiwidgets-evaluation")
+        view._start_worker("xaiwidgets-evaluation")
         lock = threading.Lock()
         error: list[BaseException] = []
 
@@ -501,7 +502,7 @@ class EvaluationView(CancellableJob, PngFallbackWidget):
         publish()
         view._worker.submit(job)
         if wait:
-            view.wait()
+            wait_or_cancel(view)
             if error:
                 raise error[0]
         return view

@@ -30,7 +30,7 @@ from ..core.progress import Progress
 from ..featurevis._capture import resolve_model
 from .base import PngFallbackWidget, esm
 from .buffers import array_payload, quantize
-from .jobs import Worker
+from .jobs import CancellableJob, Worker, wait_or_cancel
 from .scrubber import MIN_SIDE, Display, display_function, downsample_images, wire_bytes
 
 DEFAULT_CHANNELS = 16
@@ -165,12 +165,14 @@ def dissection_payload(result: fv.Dissection) -> dict[str, Any]:
 # ----- the widget ------------------------------------------------------------------------------------
 
 
-class FeatureGallery(PngFallbackWidget):
+class FeatureGallery(CancellableJob, PngFallbackWidget):
     """Channels of a layer visualised by activation maximisation; click one for its optimisation scrubber
     and top patches. Build it with :func:`feature_gallery` (computes, streaming) or :meth:`from_results`."""
 
     _esm = esm("gallery")
     _bundle_name = "gallery"
+    _held = ("result", "patches", "dissection_result", "_images", "_maps", "_module", "_display", "_frames",
+             "_history", "_shown")
 
     layer = traitlets.Unicode("").tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
@@ -285,15 +287,6 @@ class FeatureGallery(PngFallbackWidget):
         self.selected = channel
         self.frame = -1
         self._update_detail()
-
-    def cancel(self) -> None:
-        """Stop the computation in progress (tiles and snapshots received so far stay)."""
-        if self._worker is not None:
-            self._worker.cancel()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the computation ended; False on timeout."""
-        return True if self._worker is None else self._worker.wait(timeout)
 
     # ----- internals
     def _set_images(self, images: torch.Tensor, display: Display | None) -> None:
@@ -482,7 +475,7 @@ def feature_gallery(
     view.n_steps = int(n_steps)
     if x is not None:
         view._set_images(x, display_function(adapter, x))
-    view._worker = Worker("xaiwidgets-gallery")
+    view._start_worker("xaiwidgets-gallery")
     phases = ["activations"] if x is not None else []
     phases += ["top patches"] if x is not None else []
     phases += ["dissection"] if concept_masks is not None else []
@@ -556,7 +549,7 @@ def feature_gallery(
 
     view._worker.submit(job)
     if wait:
-        view.wait()
+        wait_or_cancel(view)
         if view._error is not None:
             raise view._error
     return view

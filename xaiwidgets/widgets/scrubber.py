@@ -28,7 +28,7 @@ from ..core.progress import Progress
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import array_payload, quantize, value_range
 from .fallback import render_png
-from .jobs import CancellableJob, Worker
+from .jobs import CancellableJob, Worker, wait_or_cancel
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.attribution import Attribution
@@ -314,6 +314,7 @@ def check_frames(attribution: Attribution) -> None:
 
 
 class ScrubberView(CancellableJob, PngFallbackWidget, ViewOptions):
+    _held = ("attribution",)
     """Scrub through IG path frames or SmoothGrad noise samples. Build it with :meth:`from_attribution`
     or :meth:`compute` (which streams frames in while the method runs)."""
 
@@ -385,7 +386,7 @@ class ScrubberView(CancellableJob, PngFallbackWidget, ViewOptions):
         display = display_function(classifier, x)
         image = display(x[index : index + 1].detach())[0]
         expected = expected_frames(method, params)
-        view._worker = Worker("xaiwidgets-scrubber")
+        view._start_worker("xaiwidgets-scrubber")
 
         def job(cancel: threading.Event) -> None:
             last = [0.0]
@@ -424,7 +425,7 @@ class ScrubberView(CancellableJob, PngFallbackWidget, ViewOptions):
 
         view._worker.submit(job)
         if wait:
-            view.wait()
+            wait_or_cancel(view)
         return view
 
     # ----- requests from the browser and control
