@@ -223,6 +223,19 @@ def test_unknown_request_is_answered(dash: ExplainDashboard) -> None:
     assert reply(dash, {"type": "nope", "id": "u"})["status"] == "error"
 
 
+@pytest.mark.parametrize("kind", ["scrubber", "estimate", "evaluation", "gallery"])
+def test_every_view_answers_malformed_messages(kind: str) -> None:
+    view = VIEWS[kind](Net().eval())
+    sent: list[dict] = []
+    view.send = sent.append
+    for content in (["cancel"], "x", None, {"type": "nope", "id": "n"}):
+        view._on_message(view, content, [])
+        assert sent[-1]["type"] == "done" and sent[-1]["status"] == "error", (content, sent[-1])
+    view._on_message(view, {"type": "cancel", "id": "c"}, [])
+    assert sent[-1] == {"type": "accepted", "id": "c"}
+    view.close()
+
+
 def test_gauss_legendre_for_many_nodes_is_fast_exact_and_cancellable() -> None:
     """Above 100 nodes numpy's O(n^3) eigenvalue method is replaced by Newton's iteration (O(n^2))."""
     for n in (101, 157, 400):

@@ -207,13 +207,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
     _held = ("classifier", "inputs", "_cache", "_frames_cache", "_display", "_frames_job")
 
     # ----- requests from the browser
-    def _on_message(self, _widget: Any, content: Any, _buffers: list) -> None:
-        if not isinstance(content, dict):
-            self.send({"type": "done", "id": "", "status": "error",
-                       "error": f"a request must be an object, got {type(content).__name__}"})
-            return
-        kind = content.get("type")
-        request_id = str(content.get("id", ""))
+    def _handle(self, kind: Any, request_id: str, content: dict[str, Any]) -> None:
         if kind == "compute":
             target = content.get("target", self.target)
             if isinstance(target, bool) or not isinstance(target, (int, float)) or float(target) != int(target):
@@ -222,9 +216,6 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
                 return
             self.send({"type": "accepted", "id": request_id})
             self.compute(int(target), request_id=request_id)
-        elif kind == "cancel":
-            self.cancel()
-            self.send({"type": "accepted", "id": request_id})
         elif kind == "set_methods":
             try:
                 self.set_methods(content.get("methods"), request_id=request_id)
@@ -251,7 +242,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             else:  # on the worker: the forward pass must not overlap a running method's hooks
                 self._submit(lambda _cancel: self._list_layers_job(request_id), cancel_running=False)
         else:
-            self.send({"type": "done", "id": request_id, "status": "error", "error": f"unknown request {kind!r}"})
+            super()._handle(kind, request_id, content)  # cancel; unknown types get an error reply
 
     # ----- public API
     def compute(self, target: int | None = None, *, request_id: str = "", wait: bool = False) -> None:

@@ -255,13 +255,8 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
         return view
 
     # ----- requests from the browser and control
-    def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list) -> None:
-        kind = content.get("type")
-        request_id = content.get("id", "")
-        if kind == "cancel":
-            self.cancel()
-            self.send({"type": "accepted", "id": request_id})
-        elif kind == "select":
+    def _handle(self, kind: Any, request_id: str, content: dict[str, Any]) -> None:
+        if kind == "select":
             self.send({"type": "accepted", "id": request_id})
             try:
                 self.select(content.get("channel"))
@@ -272,6 +267,8 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
         elif kind == "activations":
             self.send({"type": "accepted", "id": request_id})
             self._request_activations(content.get("image"), request_id)
+        else:
+            super()._handle(kind, request_id, content)  # cancel; unknown types get an error reply
 
     def select(self, channel: Any) -> None:
         """Open ``channel`` (one of ``channels``; ``-1`` closes): its snapshots and top patches fill ``detail``."""

@@ -177,9 +177,27 @@ class CancellableJob:
             self.status = f"error: {type(exc).__name__}: {exc}"  # type: ignore[attr-defined]
 
     def _on_message(self, _widget: Any, content: Any, _buffers: list) -> None:
-        if isinstance(content, dict) and content.get("type") == "cancel":
+        """Every browser message gets an answer: a message that is not an object, or of an unknown type,
+        an error reply; the others go to :meth:`_handle`."""
+        if not isinstance(content, dict):
+            self._reply("", "error", f"a request must be an object, got {type(content).__name__}")
+            return
+        self._handle(content.get("type"), str(content.get("id", "")), content)
+
+    def _handle(self, kind: Any, request_id: str, content: dict[str, Any]) -> None:
+        """One browser request (override and call ``super()._handle`` for the types not handled)."""
+        if kind == "cancel":
             self.cancel()
-            self.send({"type": "accepted", "id": content.get("id", "")})  # type: ignore[attr-defined]
+            self.send({"type": "accepted", "id": request_id})  # type: ignore[attr-defined]
+        else:
+            self._reply(request_id, "error", f"unknown request {kind!r}")
+
+    def _reply(self, request_id: str, status: str, error: str = "") -> None:
+        """The ``done`` message that ends request ``request_id``."""
+        message = {"type": "done", "id": request_id, "status": status}
+        if error:
+            message["error"] = error
+        self.send(message)  # type: ignore[attr-defined]
 
     def cancel(self) -> None:
         """Stop the computation in progress; what it finished so far stays."""
