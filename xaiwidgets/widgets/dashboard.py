@@ -34,6 +34,7 @@ from .buffers import heatmap_payload, image_payload
 from .cache import ResultCache, params_key
 from .fallback import render_png
 from .jobs import Worker
+from .methodinfo import DASHBOARD_PARAMS, block_layers, method_info, result_notes
 from .scrubber import (
     DEFAULT_BUDGET,
     UPDATE_INTERVAL,
@@ -126,6 +127,7 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
     status = traitlets.Unicode("idle").tag(sync=True)
     available_methods = traitlets.List().tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    cam_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)  # block outputs, offered first
     method_params = traitlets.Dict().tag(sync=True, to_json=_params_to_json)
     scrubber = traitlets.Dict().tag(sync=True)
 
@@ -146,8 +148,8 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         self.classifier = classifier
         self.inputs = inputs
         self.frame_budget = float(frame_budget)
-        # (method, target, params) -> (map, signed, seconds, resolved layer name or "")
-        self._cache: ResultCache[tuple[np.ndarray, bool, float, str]] = ResultCache(MAP_CACHE_SIZE)
+        # (method, target, params) -> (map, signed, seconds, resolved layer name or "", notes)
+        self._cache: ResultCache[tuple[np.ndarray, bool, float, str, dict]] = ResultCache(MAP_CACHE_SIZE)
         self._frames_cache: ResultCache[dict[str, Any]] = ResultCache(FRAMES_CACHE_SIZE)
         self._frames_method = ""  # the panel whose frames the scrubber shows ("" = closed)
         self._frames_job: _FramesJob | None = None  # the newest frames job (to replace or cancel it)
@@ -158,14 +160,16 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         display = classifier.to_display(inputs)[0]
         self._display = display
         first = predictions[0]["index"] if target is None else int(target)
+        params = {**{m: dict(p) for m, p in DASHBOARD_PARAMS.items() if m in methods}, **(params or {})}
         super().__init__(
             image=image_payload(display),
             predictions=predictions,
             target=first,
             methods=list(methods),
             panels=[self._panel(m, "pending", first) for m in methods],
-            available_methods=[self._method_info(r["name"]) for r in available(modality="image")],
-            method_params={k: dict(v) for k, v in (params or {}).items()},
+            available_methods=[method_info(get_method(r["name"]), classifier.model, params.get(r["name"]))
+                               for r in available(modality="image")],
+            method_params={k: dict(v) for k, v in params.items()},
             **options,
         )
         self._worker = Worker()
@@ -240,6 +244,9 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             added = [m for m in names if m not in old]
             self.methods = names
             self.panels = [old.get(m) or self._panel(m, "pending", self.target) for m in names]
+            fresh = {m: dict(DASHBOARD_PARAMS[m]) for m in added if m in DASHBOARD_PARAMS and m not in self.method_params}
+            if fresh:
+                self.method_params = {**self.method_params, **fresh}
         if self._frames_method and self._frames_method not in names:
             self.show_frames(None)
         self._submit_only(set(added), request_id)
@@ -323,11 +330,6 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
 
     # ----- the job
     @staticmethod
-    def _method_info(name: str) -> dict[str, Any]:
-        cls = get_method(name)
-        return {"name": cls.name, "family": cls.family, "frames": has_frames(cls), "tunable": tunable_spec(cls)}
-
-    @staticmethod
     def _key(method: str, target: int, params: dict[str, Any]) -> tuple[Any, ...]:
         return (method, int(target), params_key(get_method(method).defaults, params))
 
@@ -358,7 +360,9 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         """Fill ``layers`` once with the model's spatial layers (callers run it on the worker)."""
         if self._layers_done:
             return
-        self.layers = spatial_layers(self.classifier, self.inputs)
+        layers = spatial_layers(self.classifier, self.inputs)
+        self.cam_layers = block_layers(self.classifier.model, layers)
+        self.layers = layers
         self._layers_done = True
 
     def _list_layers_job(self, request_id: str) -> None:
@@ -420,12 +424,13 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
                 values = result.heatmap()[0]
                 signed = bool(result.signed and (values < 0).any())
                 layer = _layer_name(result.extras.get("layer"))
-                cached = (values, signed, time.perf_counter() - start, layer)
+                cached = (values, signed, time.perf_counter() - start, layer, result_notes(result))
                 self._cache.put(key, cached)
-            values, signed, seconds, layer = cached
+            values, signed, seconds, layer, notes = cached
             self._last_layer[method] = layer
             self._set_panel(method, self._panel(method, "done", target, heatmap=heatmap_payload(values, signed),
-                                                signed=signed, seconds=round(seconds, 3), layer=layer))
+                                                signed=signed, seconds=round(seconds, 3), layer=layer,
+                                                notes=notes))
             self.progress = (i + 1) / len(methods)
         if only is not None and not methods:
             self.progress = 1.0

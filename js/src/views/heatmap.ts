@@ -13,11 +13,12 @@ import { h } from "../lib/dom";
 import { imageOf } from "../lib/image";
 import { createLegend } from "../lib/legend";
 import type { AnyModel, DisplayTraits, HeatmapTraits, RenderProps } from "../lib/model";
+import { resolveDisplay, smoothMap } from "../lib/display";
 import { drawOverlay, overlayStyle } from "../lib/overlay";
 import { scalarMapOf } from "../lib/scalarmap";
 import { attachStyles } from "../lib/styles";
 
-const TRAITS = ["image", "heatmap", "signed", "title", ...DISPLAY_TRAITS] as const;
+const TRAITS = ["image", "heatmap", "signed", "title", "quantity", ...DISPLAY_TRAITS] as const;
 
 function render({ model, el }: RenderProps<HeatmapTraits>): () => void {
   attachStyles(el);
@@ -49,12 +50,17 @@ function render({ model, el }: RenderProps<HeatmapTraits>): () => void {
       return;
     }
     try {
-      const map = scalarMapOf(dict);
+      const raw = scalarMapOf(dict);
       const imageDict = model.get("image");
-      const image = isArrayDict(imageDict) ? imageOf(imageDict) : null;
-      const style = overlayStyle(map, readDisplay(display), Boolean(model.get("signed")), image !== null);
+      const d = resolveDisplay(readDisplay(display));
+      const image = isArrayDict(imageDict) && d.layout !== "map" ? imageOf(imageDict) : null;
+      const map = smoothMap(raw, d.smoothing);
+      const style = overlayStyle(map, d, Boolean(model.get("signed")), image !== null);
       drawOverlay(canvas, image, map, style);
-      legend.update(style, model.get("clip_percentile"));
+      legend.update(style, d.clip_percentile, {
+        quantity: model.get("quantity") || undefined, range: [raw.min, raw.max],
+        smoothingPx: map === raw ? 0 : d.smoothing * Math.max(raw.width, raw.height),
+      });
       legend.el.hidden = false;
       root.dataset.state = "ok";
     } catch (e) {
