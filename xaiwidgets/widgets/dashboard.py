@@ -244,7 +244,8 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
             added = [m for m in names if m not in old]
             self.methods = names
             self.panels = [old.get(m) or self._panel(m, "pending", self.target) for m in names]
-            fresh = {m: dict(DASHBOARD_PARAMS[m]) for m in added if m in DASHBOARD_PARAMS and m not in self.method_params}
+            fresh = {m: dict(DASHBOARD_PARAMS[m]) for m in added
+                     if m in DASHBOARD_PARAMS and m not in self.method_params}
             if fresh:
                 self.method_params = {**self.method_params, **fresh}
         if self._frames_method and self._frames_method not in names:
