@@ -41,7 +41,7 @@ class ViewOptions(traitlets.HasTraits):
     display-only blur; CAMs and perturbation maps clip at 99.5 with linear alpha). ``alpha``: "linear"
     (opacity x |v|/clip), "sqrt" (opacity x sqrt(|v|/clip)) or "flat" (opacity everywhere, as captum's
     blended heat map). ``smoothing``: Gaussian sigma as a fraction of the map's side, display only (the
-    values, colour bar range and exports are the unsmoothed ones). ``layout``: "overlay" (map over the
+    values, colour bar range and exports are the unsmoothed ones). ``map_layout``: "overlay" (map over the
     photo), "map" (the map alone) or "side" (photo and map side by side).
     """
 
@@ -51,7 +51,7 @@ class ViewOptions(traitlets.HasTraits):
     clip_percentile = traitlets.Float(None, allow_none=True, min=50.0, max=100.0).tag(sync=True)
     alpha = traitlets.Enum(("auto", "linear", "sqrt", "flat"), "auto").tag(sync=True)
     smoothing = traitlets.Float(None, allow_none=True, min=0.0, max=0.05).tag(sync=True)
-    layout = traitlets.Enum(("overlay", "map", "side"), "overlay").tag(sync=True)
+    map_layout = traitlets.Enum(("overlay", "map", "side"), "overlay").tag(sync=True)
 
     def view_options(self) -> dict[str, Any]:
         return {

@@ -54,7 +54,7 @@ export function createControls(model: AnyModel<DisplayTraits>): Controls {
   const onClip = (): void => write("clip_percentile", Number(clip.value));
   const onAlpha = (): void => write("alpha", alpha.value);
   const onSmoothing = (): void => write("smoothing", smoothing.value === "auto" ? null : Number(smoothing.value));
-  const onLayout = (): void => write("layout", layout.value);
+  const onLayout = (): void => write("map_layout", layout.value);
   const onAuto = (): void => {
     model.set("clip_percentile", null);
     model.set("alpha", "auto");
@@ -87,7 +87,7 @@ export function createControls(model: AnyModel<DisplayTraits>): Controls {
     const s = d.smoothing === null || d.smoothing === undefined ? "auto" : String(d.smoothing);
     if (!Array.from(smoothing.options).some((o) => o.value === s)) smoothing.append(h("option", "", { value: s }, [s]));
     smoothing.value = s;
-    layout.value = d.layout ?? "overlay";
+    layout.value = d.map_layout ?? "overlay";
     clipAuto.disabled = autoClip && (d.alpha ?? "auto") === "auto" && s === "auto";
   }
 
@@ -106,7 +106,7 @@ export function createControls(model: AnyModel<DisplayTraits>): Controls {
   return { el, sync, destroy };
 }
 
-export const DISPLAY_TRAITS = ["colormap", "opacity", "absolute", "clip_percentile", "alpha", "smoothing", "layout"] as const;
+export const DISPLAY_TRAITS = ["colormap", "opacity", "absolute", "clip_percentile", "alpha", "smoothing", "map_layout"] as const;
 
 /** The display traits; clip_percentile null / alpha "auto" / smoothing null mean "the method's default". */
 export function readDisplay(model: AnyModel<DisplayTraits>): DisplayTraits {
@@ -119,6 +119,6 @@ export function readDisplay(model: AnyModel<DisplayTraits>): DisplayTraits {
     clip_percentile: typeof clip === "number" ? clip : null,
     alpha: model.get("alpha") ?? "auto",
     smoothing: typeof smoothing === "number" ? smoothing : null,
-    layout: model.get("layout") ?? "overlay",
+    map_layout: model.get("map_layout") ?? "overlay",
   };
 }

@@ -45,7 +45,7 @@ export function resolveDisplay(d: DisplayTraits, defaults?: DisplayDefaults): Re
     clip_percentile: finite(clip) ? Math.min(100, Math.max(0, clip)) : 99.5,
     alpha: alpha && ALPHAS.includes(alpha) ? (alpha as AlphaMode) : "linear",
     smoothing: finite(smoothing) && smoothing > 0 ? smoothing : 0,
-    layout: d.layout && LAYOUTS.includes(d.layout) ? (d.layout as Layout) : "overlay",
+    layout: d.map_layout && LAYOUTS.includes(d.map_layout) ? (d.map_layout as Layout) : "overlay",
   };
 }
 

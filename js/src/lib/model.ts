@@ -45,8 +45,8 @@ export interface DisplayTraits {
   alpha?: string;
   /** Display-only Gaussian sigma as a fraction of the map's side; null: the method's default. */
   smoothing?: number | null;
-  /** "overlay" | "map" | "side". */
-  layout?: string;
+  /** "overlay" | "map" | "side" (not `layout`: ipywidgets reserves that name). */
+  map_layout?: string;
 }
 
 export interface HeatmapTraits extends DisplayTraits {

@@ -84,7 +84,7 @@ const same = (a: PanelInput, b: PanelInput): boolean =>
   a.display.clip_percentile === b.display.clip_percentile &&
   a.display.alpha === b.display.alpha &&
   a.display.smoothing === b.display.smoothing &&
-  a.display.layout === b.display.layout &&
+  a.display.map_layout === b.display.map_layout &&
   a.defaults === b.defaults &&
   a.camLayers === b.camLayers &&
   a.stopped === b.stopped &&
@@ -155,11 +155,11 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
   const figure = h("div", "xw-figure", {}, [h("div", "xw-canvases", {}, [photo, canvas]), legend.el]);
   const el = h("div", "xw-panel", { "data-method": method }, [
     h("div", "xw-panel-head", {}, [title, h("span", "xw-panel-actions", {}, [badge, seconds, framesToggle, remove])]),
-    layerRow,
     figure,
     pending,
     error,
-    paramRows, // below the map, so the maps of a row of panels stay aligned
+    layerRow, // layer and sliders below the map, so the maps of a row of panels stay aligned
+    paramRows,
   ]);
   let last: PanelInput | null = null;
   let drawn = false; // a map was drawn: it stays (dimmed) while the panel recomputes
@@ -258,6 +258,7 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
     ];
     layerSelect.replaceChildren(...options);
     layerSelect.value = chosen;
+    layerSelect.title = chosen || (resolved ? `auto (${resolved})` : "auto");
   }
 
   function show(state: string): void {
