@@ -25,7 +25,7 @@ export function createControls(model: AnyModel<DisplayTraits>): Controls {
   const absolute = h("input", "xw-absolute", { type: "checkbox" });
   const clip = h("input", "xw-clip", { type: "range", min: 50, max: 100, step: 0.1, "aria-label": "clip percentile" });
   const clipOut = h("span", "xw-value");
-  const clipAuto = h("button", "xw-clip-auto", { type: "button", title: "each method's own clip, alpha and smoothing" }, ["auto"]);
+  const clipAuto = h("button", "xw-clip-auto", { type: "button", title: "give each method its own clip, alpha and smoothing again" }, ["method defaults"]);
   const alpha = h("select", "xw-alpha", { "aria-label": "overlay alpha" },
     ALPHA_OPTIONS.map(([v, label]) => h("option", "", { value: v }, [label])));
   const smoothing = h("select", "xw-smoothing", { "aria-label": "display smoothing" },

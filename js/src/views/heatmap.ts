@@ -14,7 +14,7 @@ import { imageOf } from "../lib/image";
 import { createLegend } from "../lib/legend";
 import type { AnyModel, DisplayTraits, HeatmapTraits, RenderProps } from "../lib/model";
 import { resolveDisplay, smoothMap } from "../lib/display";
-import { drawOverlay, overlayStyle } from "../lib/overlay";
+import { drawImage, drawOverlay, overlayStyle } from "../lib/overlay";
 import { scalarMapOf } from "../lib/scalarmap";
 import { attachStyles } from "../lib/styles";
 
@@ -24,13 +24,15 @@ function render({ model, el }: RenderProps<HeatmapTraits>): () => void {
   attachStyles(el);
   const title = h("div", "xw-title");
   const canvas = h("canvas", "xw-heatmap-canvas", { role: "img" });
+  const photo = h("canvas", "xw-photo-canvas", { role: "img", "aria-label": "input image" });
+  photo.hidden = true;
   const error = h("div", "xw-error");
   const legend = createLegend();
   const display: AnyModel<DisplayTraits> = model;
   const controls = createControls(display);
   const root = h("div", "xw-widget xw-heatmap-view", {}, [
     title,
-    h("div", "xw-figure", {}, [canvas, legend.el]),
+    h("div", "xw-figure", {}, [h("div", "xw-canvases", {}, [photo, canvas]), legend.el]),
     error,
     controls.el,
   ]);
@@ -53,10 +55,13 @@ function render({ model, el }: RenderProps<HeatmapTraits>): () => void {
       const raw = scalarMapOf(dict);
       const imageDict = model.get("image");
       const d = resolveDisplay(readDisplay(display));
-      const image = isArrayDict(imageDict) && d.layout !== "map" ? imageOf(imageDict) : null;
+      const photoImage = isArrayDict(imageDict) ? imageOf(imageDict) : null;
+      const image = d.layout === "overlay" ? photoImage : null;
       const map = smoothMap(raw, d.smoothing);
       const style = overlayStyle(map, d, Boolean(model.get("signed")), image !== null);
       drawOverlay(canvas, image, map, style);
+      photo.hidden = !(d.layout === "side" && photoImage);
+      if (!photo.hidden && photoImage) drawImage(photo, photoImage);
       legend.update(style, d.clip_percentile, {
         quantity: model.get("quantity") || undefined, range: [raw.min, raw.max],
         smoothingPx: map === raw ? 0 : d.smoothing * Math.max(raw.width, raw.height),
