@@ -102,3 +102,29 @@ def test_heatmap_view_takes_the_method_display_defaults(tiny_cnn) -> None:
     view = xw.HeatmapView.from_attribution(a)
     assert view.clip_percentile == 98.0 and view.alpha == "sqrt" and view.quantity == "|d score / d pixel|"
     assert xw.HeatmapView.from_attribution(a, clip_percentile=99.0).clip_percentile == 99.0
+
+
+def test_png_fallback_uses_each_method_display_defaults(tiny_cnn) -> None:
+    """The dashboard's PNG (GitHub, nbviewer) clips each panel at its method's default and uses its alpha;
+    an explicit trait overrides all panels."""
+    from xaiwidgets.widgets.base import ViewOptions
+
+    opts = ViewOptions()
+    sal = display_defaults(get_method("saliency"))
+    assert opts.panel_display(sal) == {"clip_percentile": 98.0, "alpha": "sqrt"}
+    assert opts.panel_display(display_defaults(get_method("gradcam"))) == {"clip_percentile": 99.5, "alpha": "linear"}
+    opts.clip_percentile, opts.alpha = 90.0, "flat"
+    assert opts.panel_display(sal) == {"clip_percentile": 90.0, "alpha": "flat"}
+
+    import numpy as np
+
+    from xaiwidgets.widgets.colormaps import overlay_rgba
+
+    v = np.linspace(0, 1, 101, dtype=np.float32).reshape(1, -1)
+    lin = overlay_rgba(v, False, clip_percentile=100, alpha="linear")[..., 3]
+    sq = overlay_rgba(v, False, clip_percentile=100, alpha="sqrt")[..., 3]
+    np.testing.assert_allclose(sq, 0.6 * np.sqrt(lin / 0.6), atol=1e-6)
+    classifier = xw.ImageClassifier(tiny_cnn, labels=list("abcd"), mean=None, std=None, input_size=None)
+    dash = xw.explain(classifier, torch.rand(1, 3, 16, 16), methods=["saliency", "gradcam"], wait=True)
+    data, _ = dash._repr_mimebundle_()
+    assert data.get("image/png")

@@ -53,6 +53,13 @@ class ViewOptions(traitlets.HasTraits):
     smoothing = traitlets.Float(None, allow_none=True, min=0.0, max=0.05).tag(sync=True)
     map_layout = traitlets.Enum(("overlay", "map", "side"), "overlay").tag(sync=True)
 
+    def panel_display(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The PNG fallback's clip and alpha for one panel: the traits where set, else ``defaults`` (a
+        method's display defaults, :func:`.methodinfo.display_defaults`)."""
+        clip = self.clip_percentile if self.clip_percentile is not None else defaults.get("clip_percentile", 99.5)
+        alpha = self.alpha if self.alpha != "auto" else defaults.get("alpha", "linear")
+        return {"clip_percentile": clip, "alpha": alpha}
+
     def view_options(self) -> dict[str, Any]:
         return {
             "opacity": self.opacity,

@@ -34,7 +34,7 @@ from .buffers import heatmap_payload, image_payload
 from .cache import ResultCache, params_key
 from .fallback import render_png
 from .jobs import Worker
-from .methodinfo import DASHBOARD_PARAMS, block_layers, method_info, result_notes
+from .methodinfo import DASHBOARD_PARAMS, block_layers, display_defaults, method_info, result_notes
 from .scrubber import (
     DEFAULT_BUDGET,
     UPDATE_INTERVAL,
@@ -544,7 +544,8 @@ class ExplainDashboard(PngFallbackWidget, ViewOptions):
         panels = []
         for method in self.methods:
             entry = self._cache.get(self._key(method, self.target, self.method_params.get(method, {})))
-            panels.append((method, entry[0] if entry else None, entry[1] if entry else False))
+            own = self.panel_display(display_defaults(get_method(method)))
+            panels.append((method, entry[0] if entry else None, entry[1] if entry else False, own))
         label = self.classifier.label(self.target)
         return render_png(self._display, panels, caption=f"explaining: {label}", **self.view_options())
 

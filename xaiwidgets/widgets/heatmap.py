@@ -89,5 +89,6 @@ class HeatmapView(PngFallbackWidget, ViewOptions):
         if self._map_array is None:
             return None
         return render_png(
-            self._image_array, [(self.title, self._map_array, self.signed)], **self.view_options()
+            self._image_array, [(self.title, self._map_array, self.signed, self.panel_display({}))],
+            **self.view_options()
         )
