@@ -40,7 +40,8 @@ def panel(dash: ExplainDashboard, method: str) -> dict:
 def test_available_methods_are_image_methods(dash) -> None:
     names = {m["name"]: m["family"] for m in dash.available_methods}
     assert names["gradcam"] == "cam" and names["saliency"] == "gradient" and names["occlusion"] == "perturbation"
-    assert all(set(m) == {"name", "family", "frames", "tunable"} for m in dash.available_methods)
+    keys = {"name", "family", "frames", "tunable", "description", "cost", "cam", "unavailable", "display"}
+    assert all(set(m) == keys for m in dash.available_methods)
     assert dash.layers == [] and dash.method_params == {}
 
 
@@ -310,7 +311,8 @@ def test_frames_budget_on_the_demo_size(tiny_cnn) -> None:
     """50 IG frames of a 224x224 input fit 3 MB on the wire (the issue's budget)."""
     classifier = xw.ImageClassifier(tiny_cnn, labels=list("abcd"), mean=None, std=None, input_size=None)
     torch.manual_seed(0)
-    dash = xw.explain(classifier, torch.rand(1, 3, 224, 224), methods=["integrated_gradients"], wait=True)
+    dash = xw.explain(classifier, torch.rand(1, 3, 224, 224), methods=["integrated_gradients"], wait=True,
+                      params={"integrated_gradients": {"n_steps": 50}})  # the dashboard's default is "auto"
     dash.show_frames("integrated_gradients", wait=True)
     f = dash.scrubber["frames"]
     from xaiwidgets.widgets.scrubber import wire_bytes

@@ -191,9 +191,10 @@ def reply(dash: ExplainDashboard, msg: Any) -> dict:
 ])
 def test_slider_parameters_outside_the_spec_are_refused(dash: ExplainDashboard, params: Any, fragment: str) -> None:
     reply(dash, {"type": "set_methods", "id": "m", "methods": ["saliency", "integrated_gradients"]})
+    before = dict(dash.method_params)
     done = reply(dash, {"type": "set_params", "id": "p", "method": "integrated_gradients", "params": params})
     assert done["status"] == "error" and fragment in done["error"], done
-    assert "integrated_gradients" not in dash.method_params
+    assert dash.method_params == before
 
 
 def test_parameters_in_the_spec_are_taken(dash: ExplainDashboard) -> None:
@@ -308,4 +309,39 @@ def test_a_base_exception_in_a_job_leaves_the_worker_alive_and_the_panel_in_erro
     assert dash._worker.alive
     dash.compute(2, wait=True)  # the worker serves the next job
     assert dash.status == "idle" and dash.panels[0]["state"] == "done"
+    dash.close()
+
+
+def test_cancelled_panels_say_so_and_progress_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel leaves the unfinished panels "cancelled" (not pending forever); an error still ends the bar."""
+    import xaiwidgets.widgets.dashboard as dashboard_module
+
+    real = dashboard_module.attribute
+    gate = threading.Event()
+
+    def attribute(clf: Any, x: Any, method: str, progress: Any = None, **k: Any) -> Any:
+        if method == "gradcam":
+            raise ValueError("boom")
+        if method == "input_x_gradient":
+            gate.set()
+            while not progress.cancelled:
+                time.sleep(0.01)
+            raise xw.core.errors.Cancelled()
+        return real(clf, x, method=method, progress=progress, **k)
+
+    monkeypatch.setattr(dashboard_module, "attribute", attribute)
+    model = Net().eval()
+    clf = xw.ImageClassifier(model, labels=["a", "b", "c", "d"], mean=None, std=None, input_size=None)
+    dash = xw.explain(clf, image(), methods=["gradcam", "saliency", "input_x_gradient", "smoothgrad"])
+    assert gate.wait(30)
+    dash.cancel()
+    assert dash.wait(30)
+    states = {p["method"]: p["state"] for p in dash.panels}
+    assert states == {"gradcam": "error", "saliency": "done", "input_x_gradient": "cancelled",
+                      "smoothgrad": "cancelled"}
+    assert dash.status == "cancelled"
+    monkeypatch.setattr(dashboard_module, "attribute", real)
+    dash.set_params("smoothgrad", {}, wait=True)  # the view's Recompute button
+    assert next(p for p in dash.panels if p["method"] == "smoothgrad")["state"] == "done"
+    assert dash.progress == 1.0 and dash.status == "idle"
     dash.close()

@@ -96,8 +96,14 @@ function board(values: number[]): LeaderboardPayload {
 describe("leaderboard", () => {
   it("marks the best finite value of each column by its direction", () => {
     const b = decodeLeaderboard(board([0.3, 0.6, 0.1, NaN, 0.2, 0.9]));
-    expect(bestRows(b)).toEqual([1, 2]);
-    expect(bestRows(decodeLeaderboard(board([NaN, NaN, NaN, NaN, NaN, NaN])))).toEqual([-1, -1]);
+    expect(bestRows(b)).toEqual([[1], [2]]);
+    expect(bestRows(decodeLeaderboard(board([NaN, NaN, NaN, NaN, NaN, NaN])))).toEqual([[], []]);
+  });
+
+  it("marks every tie, at the precision shown", () => {
+    // deletion (lower is better): a and c tie at 0.300 (4e-7 apart, both shown as 0.300); insertion: a and c
+    const b = decodeLeaderboard(board([0.3, 0.5, 0.6, 0.2, 0.3000004, 0.5]));
+    expect(bestRows(b)).toEqual([[0, 2], [0, 2]]);
   });
 
   it("sorts best first, reverses on request and keeps NaN rows last", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { alphaOf, MAX_ALPHA, signedRGBA } from "../src/lib/signed";
-import { surface, textSegments, topFeatures, validSpans } from "../src/lib/tokens";
+import { positionedLabels, surface, textSegments, topFeatures, validSpans } from "../src/lib/tokens";
 
 describe("textSegments", () => {
   const text = "It wasn't unwatchable!";
@@ -33,5 +33,14 @@ describe("topFeatures and colours", () => {
     expect(signedRGBA(-1, 2, false).startsWith("rgba(255, 13, 87")).toBe(true);
     expect(alphaOf(1, 0)).toBe(0);
     expect(alphaOf(NaN, 1)).toBe(0);
+  });
+});
+
+describe("positionedLabels", () => {
+  it("adds the position to words that occur more than once", () => {
+    expect(positionedLabels(["The", "film", "the", "cast", "film"])).toEqual([
+      "The (pos 1)", "film (pos 2)", "the (pos 3)", "cast", "film (pos 5)",
+    ]);
+    expect(positionedLabels(["▁good", "good", "##s"])).toEqual(["▁good (pos 1)", "good (pos 2)", "##s"]);
   });
 });

@@ -37,10 +37,12 @@ def test_method_picker_add_and_remove(wpage: WidgetPage) -> None:
     page = wpage.page
     select = page.locator("select.xw-add-method")
     groups = select.locator("optgroup").evaluate_all("els => els.map(e => e.label)")
-    assert groups == ["cam", "gradient", "perturbation"]
+    # families in a fixed order (gradients first), a placeholder first: nothing is preselected
+    assert groups == ["Gradients (pixel level)", "CAM (layer maps)", "Perturbation (model-agnostic)"]
     options = select.locator("option").evaluate_all("els => els.map(e => [e.value, e.disabled])")
-    assert options == [["gradcam", True], ["scorecam", False], ["integrated_gradients", True],
-                       ["saliency", False], ["occlusion", True]]
+    assert options == [["", False], ["integrated_gradients", True], ["saliency", False], ["gradcam", True],
+                       ["scorecam", False], ["occlusion", True]]
+    assert select.input_value() == "" and page.locator("button.xw-add").is_disabled()
 
     select.select_option("saliency")
     page.locator("button.xw-add").click()

@@ -169,3 +169,21 @@ def test_exported_page_shows_the_perturbed_image_on_hover_without_a_kernel(
         op.assert_clean(path)
     finally:
         op.context.close()
+
+
+def test_leaderboard_ties_are_all_bold(wpage: WidgetPage, view: EvaluationView) -> None:
+    """Two methods equal at the shown precision (3 decimals) in a column: both cells are marked best."""
+    import base64
+
+    s = state(view)
+    board = s["leaderboard"]
+    values = np.frombuffer(base64.b64decode(board["values"]["data"]["__bytes__"]), np.float32).copy()
+    values = values.reshape(len(board["methods"]), len(board["columns"]))
+    c = [col["key"] for col in board["columns"]].index("insertion")
+    values[:, c] = 0.75
+    values[1, c] = 0.7500004  # float32 noise: shown as 0.750 too
+    board["values"]["data"]["__bytes__"] = base64.b64encode(values.astype(np.float32).tobytes()).decode("ascii")
+    wpage.mount("evaluation", s)
+    best = wpage.page.locator('td.xw-best[data-key="insertion"]')
+    assert best.count() == len(board["methods"]) == 2
+    assert best.evaluate_all("els => els.map(e => getComputedStyle(e).fontWeight)") == ["700", "700"]

@@ -142,6 +142,7 @@ def test_gallery_renders_the_tiles_of_a_real_run(wpage: WidgetPage, shapes_galle
             np.testing.assert_array_equal(px[..., :3], expected[i])  # offset-correct decoding, exact pixels
         values = arr(g.objective)
         assert page.locator(".xw-tile-value").nth(1).inner_text() == fmt(values[1])
+        assert page.locator(".xw-tile-metric").nth(1).inner_text() == f"obj {fmt(values[1])}"  # labelled
         assert page.locator(ROOT).get_attribute("data-status") == "idle"
         assert page.locator(".xw-detail").is_hidden()
         assert wpage.unmount(0) == 0, "cleanup must remove every model listener"

@@ -156,3 +156,30 @@ def test_kernel_updates_and_sizes(wpage: WidgetPage) -> None:
     # a bad array shows an error instead of throwing
     wpage.kernel_set("heatmap", {"dtype": "uint8", "shape": [5, 5], "data": {"__bytes__": "AAAA", "view": "uint8"}})
     assert "needs 25 bytes" in wpage.page.locator(".xw-error").inner_text()
+
+
+def test_alpha_modes_layouts_and_quantity(wpage: WidgetPage) -> None:
+    """sqrt alpha lifts weak values (alpha = opacity * sqrt(m)); "map" draws the map alone, "side" the
+    photo next to it; the legend names the quantity and states the real range and the clip."""
+    wpage.mount("heatmap", state("dataview", alpha="sqrt", quantity="IG (score units)", map_layout="overlay"))
+    page = wpage.page
+    neg = wpage.pixel(CANVAS, *NEG)  # m = 0.5 at opacity 0.6: alpha 0.6 * sqrt(0.5) = 0.42
+    blue = wpage.pixel("canvas.xw-legend-bar", 32, 0)[:3]  # -0.5 of a +-1 bar: a quarter along the LUT
+    expected = [round(c * 0.6 * 0.5**0.5 + 128 * (1 - 0.6 * 0.5**0.5)) for c in blue]
+    assert close(neg[:3], expected, tol=4), (neg, expected)
+    linear = [round(c * 0.6 * 0.5 + 128 * (1 - 0.6 * 0.5)) for c in blue]
+    assert not close(neg[:3], linear, tol=4)
+    assert page.locator(".xw-legend-quantity").inner_text() == "IG (score units)"
+    # the range of the values as sent (uint8 levels: -0.5 is the level -0.498, within half a step of 2/255)
+    assert "range -0.498 to 1" in page.locator(".xw-legend-note").inner_text()
+    assert wpage.pixel(CANVAS, *ZERO) == GREY
+    wpage.kernel_set("map_layout", "map")
+    assert wpage.pixel(CANVAS, *ZERO)[3] == 255 and wpage.pixel(CANVAS, *ZERO) != GREY  # no photo under it
+    assert page.locator("canvas.xw-photo-canvas").is_hidden()
+    wpage.kernel_set("map_layout", "side")
+    assert page.locator("canvas.xw-photo-canvas").is_visible()
+    assert wpage.pixel("canvas.xw-photo-canvas", 5, 5) == GREY
+    photo = page.locator("canvas.xw-photo-canvas").bounding_box()
+    heat = page.locator(CANVAS).bounding_box()
+    assert photo["x"] + photo["width"] <= heat["x"] + 1 and heat["width"] > 100
+    wpage.screenshot("heatmap-side.png")

@@ -146,8 +146,12 @@ def check_scrubber(wpage: WidgetPage, view: ScrubberView, attribution, name: str
     # below and stopped by itself, so a test process stalled that long (a loaded machine) clicked Play
     # again instead of Pause. At the slowest speed (2 fps) the end is 22 s away from frame 5.
     page.locator("select.xw-speed").select_option("2")
+    slider_box = slider.bounding_box()
     page.locator("button.xw-play").click()
     assert root.get_attribute("data-playing") == "true"
+    # "Play" became "Pause": the slider does not move sideways or change width
+    moved = slider.bounding_box()
+    assert (moved["x"], moved["width"]) == (slider_box["x"], slider_box["width"]), (slider_box, moved)
     page.wait_for_function("Number(document.querySelector('.xw-scrubber').dataset.frame) >= 5", timeout=30_000)
     page.locator("button.xw-play").click()
     assert root.get_attribute("data-playing") == "false", f"paused on frame {root.get_attribute('data-frame')}"
@@ -201,6 +205,12 @@ def test_noise_scrubber(wpage: WidgetPage, image224: torch.Tensor) -> None:
     page = wpage.page
     assert page.locator(ROOT).get_attribute("data-kind") == "noise"
     assert "running mean" in page.locator(".xw-gap").inner_text()
+    # the summary follows the slider (it used to describe the last sample only)
+    page.locator("input.xw-frame-slider").fill("9")
+    assert page.locator(".xw-gap").inner_text().startswith("after 10 of 50 samples")
+    page.locator("input.xw-frame-slider").fill("49")
+    assert page.locator(".xw-gap").inner_text().startswith("after 50 of 50 samples")
+    assert "0.0%" in page.locator(".xw-gap").inner_text()  # the final mean is the final mean
     assert wpage.unmount(0) == 0, "cleanup must remove every model listener"
 
 

@@ -374,3 +374,11 @@ def test_views_in_html_export_offline(chromium_browser: Any, tmp_path: Any) -> N
         assert not errors and not blocked, (errors, blocked)
     finally:
         context.close()
+
+
+def test_token_top_list_gives_repeated_words_their_position(wpage: WidgetPage) -> None:
+    words = ["the", "cat", "saw", "the", "dog"]
+    widget = TokenView.from_arrays(words, np.array([0.5, 0.1, -0.2, -0.4, 0.3]), level="word", top_k=5)
+    wpage.mount("tokens", state_of(widget))
+    labels = wpage.page.locator(".xw-bars .xw-bar-label").all_inner_texts()
+    assert labels[:2] == ["the (pos 1)", "the (pos 4)"] and "dog" in labels

@@ -38,18 +38,37 @@ def esm(name: str) -> str:
 
 
 class ViewOptions(traitlets.HasTraits):
-    """Display options shared by every heatmap view (synced)."""
+    """Display options shared by every heatmap view (synced).
+
+    ``clip_percentile``, ``alpha`` and ``smoothing`` left at ``None``/``"auto"`` follow each method's
+    display defaults (:mod:`.methodinfo`: pixel-level gradient maps clip at 98, alpha ~ sqrt(|v|/clip), a
+    display-only blur; CAMs and perturbation maps clip at 99.5 with linear alpha). ``alpha``: "linear"
+    (opacity x |v|/clip), "sqrt" (opacity x sqrt(|v|/clip)) or "flat" (opacity everywhere, as captum's
+    blended heat map). ``smoothing``: Gaussian sigma as a fraction of the map's side, display only (the
+    values, colour bar range and exports are the unsmoothed ones). ``map_layout``: "overlay" (map over the
+    photo), "map" (the map alone) or "side" (photo and map side by side).
+    """
 
     colormap = traitlets.Unicode("auto").tag(sync=True)
     opacity = traitlets.Float(0.6, min=0.0, max=1.0).tag(sync=True)
     absolute = traitlets.Bool(False).tag(sync=True)
-    clip_percentile = traitlets.Float(99.5, min=50.0, max=100.0).tag(sync=True)
+    clip_percentile = traitlets.Float(None, allow_none=True, min=50.0, max=100.0).tag(sync=True)
+    alpha = traitlets.Enum(("auto", "linear", "sqrt", "flat"), "auto").tag(sync=True)
+    smoothing = traitlets.Float(None, allow_none=True, min=0.0, max=0.05).tag(sync=True)
+    map_layout = traitlets.Enum(("overlay", "map", "side"), "overlay").tag(sync=True)
+
+    def panel_display(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The PNG fallback's clip and alpha for one panel: the traits where set, else ``defaults`` (a
+        method's display defaults, :func:`.methodinfo.display_defaults`)."""
+        clip = self.clip_percentile if self.clip_percentile is not None else defaults.get("clip_percentile", 99.5)
+        alpha = self.alpha if self.alpha != "auto" else defaults.get("alpha", "linear")
+        return {"clip_percentile": clip, "alpha": alpha}
 
     def view_options(self) -> dict[str, Any]:
         return {
             "opacity": self.opacity,
             "colormap": self.colormap,
-            "clip_percentile": self.clip_percentile,
+            "clip_percentile": 99.5 if self.clip_percentile is None else self.clip_percentile,
             "absolute": self.absolute,
         }
 

@@ -19,8 +19,10 @@ def overlay_rgba(
     colormap: str = "auto",
     clip_percentile: float = 99.5,
     absolute: bool = False,
+    alpha: str = "linear",
 ) -> np.ndarray:
-    """RGBA float ``(H, W, 4)``: colour from the colour map, alpha = opacity * normalised magnitude."""
+    """RGBA float ``(H, W, 4)``: colour from the colour map, alpha = opacity * f(normalised magnitude m),
+    f = m ("linear"), sqrt(m) ("sqrt") or 1 where m > 0 ("flat"), as the browser (js/src/lib/overlay.ts)."""
     from matplotlib import colormaps
 
     v = np.abs(values) if absolute else values.astype(np.float32)
@@ -38,5 +40,9 @@ def overlay_rgba(
         colour_pos = norm
         strength = norm
     rgba = colormaps[_cmap_name(colormap, signed)](colour_pos).astype(np.float32)
+    if alpha == "sqrt":
+        strength = np.sqrt(strength)
+    elif alpha == "flat":
+        strength = (strength > 0).astype(np.float32)
     rgba[..., 3] = opacity * strength
     return rgba

@@ -35,6 +35,7 @@ from .buffers import heatmap_payload, image_payload
 from .cache import ResultCache, params_key
 from .fallback import render_png
 from .jobs import CancellableJob, wait_or_cancel
+from .methodinfo import DASHBOARD_PARAMS, block_layers, display_defaults, method_info, result_notes
 from .scrubber import (
     DEFAULT_BUDGET,
     UPDATE_INTERVAL,
@@ -159,6 +160,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
     status = traitlets.Unicode("idle").tag(sync=True)
     available_methods = traitlets.List().tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    cam_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)  # block outputs, offered first
     method_params = traitlets.Dict().tag(sync=True, to_json=_params_to_json)
     scrubber = traitlets.Dict().tag(sync=True)
 
@@ -179,8 +181,8 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         self.classifier = classifier
         self.inputs = inputs
         self.frame_budget = float(frame_budget)
-        # (method, target, params) -> (map, signed, seconds, resolved layer name or "")
-        self._cache: ResultCache[tuple[np.ndarray, bool, float, str]] = ResultCache(MAP_CACHE_SIZE)
+        # (method, target, params) -> (map, signed, seconds, resolved layer name or "", notes)
+        self._cache: ResultCache[tuple[np.ndarray, bool, float, str, dict]] = ResultCache(MAP_CACHE_SIZE)
         self._frames_cache: ResultCache[dict[str, Any]] = ResultCache(FRAMES_CACHE_SIZE)
         self._frames_method = ""  # the panel whose frames the scrubber shows ("" = closed)
         self._frames_job: _FramesJob | None = None  # the newest frames job (to replace or cancel it)
@@ -191,14 +193,16 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         display = classifier.to_display(inputs)[0]
         self._display = display
         first = predictions[0]["index"] if target is None else int(target)
+        params = {**{m: dict(p) for m, p in DASHBOARD_PARAMS.items() if m in methods}, **(params or {})}
         super().__init__(
             image=image_payload(display),
             predictions=predictions,
             target=first,
             methods=list(methods),
             panels=[self._panel(m, "pending", first) for m in methods],
-            available_methods=[self._method_info(r["name"]) for r in available(modality="image")],
-            method_params={k: dict(v) for k, v in (params or {}).items()},
+            available_methods=[method_info(get_method(r["name"]), classifier.model, params.get(r["name"]))
+                               for r in available(modality="image")],
+            method_params={k: dict(v) for k, v in params.items()},
             **options,
         )
         self._start_worker("xaiwidgets-dashboard")
@@ -281,6 +285,10 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             added = [m for m in names if m not in old]
             self.methods = names
             self.panels = [old.get(m) or self._panel(m, "pending", self.target) for m in names]
+            fresh = {m: dict(DASHBOARD_PARAMS[m]) for m in added
+                     if m in DASHBOARD_PARAMS and m not in self.method_params}
+            if fresh:
+                self.method_params = {**self.method_params, **fresh}
         if self._frames_method and self._frames_method not in names:
             self.show_frames(None)
         self._submit_only(set(added), request_id)
@@ -364,11 +372,6 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
 
     # ----- the job
     @staticmethod
-    def _method_info(name: str) -> dict[str, Any]:
-        cls = get_method(name)
-        return {"name": cls.name, "family": cls.family, "frames": has_frames(cls), "tunable": tunable_spec(cls)}
-
-    @staticmethod
     def _key(method: str, target: int, params: dict[str, Any]) -> tuple[Any, ...]:
         return (method, int(target), params_key(get_method(method).defaults, params))
 
@@ -399,7 +402,9 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         """Fill ``layers`` once with the model's spatial layers (callers run it on the worker)."""
         if self._layers_done:
             return
-        self.layers = spatial_layers(self.classifier, self.inputs)
+        layers = spatial_layers(self.classifier, self.inputs)
+        self.cam_layers = block_layers(self.classifier.model, layers)
+        self.layers = layers
         self._layers_done = True
 
     def _list_layers_job(self, request_id: str) -> None:
@@ -431,6 +436,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
                 status = "cancelled"
                 break
             if method not in self.methods:  # removed meanwhile
+                self.progress = (i + 1) / len(methods)
                 continue
             params = dict(self.method_params.get(method, {}))  # the key and the run use the same values
             key = self._key(method, target, params)
@@ -451,24 +457,30 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
                     result = attribute(self.classifier, self.inputs, method=method, target=target,
                                        progress=tracker, **params)
                 except Cancelled:
-                    self._set_panel(method, self._panel(method, "pending", target))
                     status = "cancelled"
                     break
                 except Exception as exc:  # show the error in the panel
                     self._set_panel(method, self._panel(method, "error", target,
                                                         error=f"{type(exc).__name__}: {exc}"))
+                    self.progress = (i + 1) / len(methods)
                     continue
                 values = result.heatmap()[0]
                 signed = bool(result.signed and (values < 0).any())
                 layer = _layer_name(result.extras.get("layer"))
-                cached = (values, signed, time.perf_counter() - start, layer)
+                cached = (values, signed, time.perf_counter() - start, layer, result_notes(result))
                 self._cache.put(key, cached)
-            values, signed, seconds, layer = cached
+            values, signed, seconds, layer, notes = cached
             self._last_layer[method] = layer
             self._set_panel(method, self._panel(method, "done", target, heatmap=heatmap_payload(values, signed),
-                                                signed=signed, seconds=round(seconds, 3), layer=layer))
+                                                signed=signed, seconds=round(seconds, 3), layer=layer,
+                                                notes=notes))
             self.progress = (i + 1) / len(methods)
-        if only is not None and not methods:
+        if status == "cancelled":  # no job will finish these: say so (the view offers to recompute)
+            unfinished = [m for m in methods if m in self.methods]
+            with self._lock:
+                self.panels = [{**p, "state": "cancelled"} if p["method"] in unfinished
+                               and p.get("state") in ("pending", "running") else p for p in self.panels]
+        else:
             self.progress = 1.0
         self.status = "idle" if status == "done" else status
         if request_id:
@@ -579,7 +591,8 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         panels = []
         for method in self.methods:
             entry = self._cache.get(self._key(method, self.target, self.method_params.get(method, {})))
-            panels.append((method, entry[0] if entry else None, entry[1] if entry else False))
+            own = self.panel_display(display_defaults(get_method(method)))
+            panels.append((method, entry[0] if entry else None, entry[1] if entry else False, own))
         label = self.classifier.label(self.target)
         return render_png(self._display, panels, caption=f"explaining: {label}", **self.view_options())
 

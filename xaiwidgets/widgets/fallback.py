@@ -12,7 +12,7 @@ from .colormaps import overlay_rgba
 
 def render_png(
     image: np.ndarray | None,
-    panels: Sequence[tuple[str, np.ndarray | None, bool]],
+    panels: Sequence[tuple[str, np.ndarray | None, bool] | tuple[str, np.ndarray | None, bool, dict]],
     *,
     opacity: float = 0.6,
     colormap: str = "auto",
@@ -20,7 +20,9 @@ def render_png(
     absolute: bool = False,
     caption: str = "",
 ) -> bytes:
-    """A PNG of the image with one overlay panel per ``(title, map, signed)`` entry."""
+    """A PNG of the image with one overlay panel per ``(title, map, signed)`` entry; a fourth element, a
+    dict, overrides the display options for that panel (``clip_percentile``, ``alpha``: a method's display
+    defaults). The PNG never blurs: it shows the values as computed."""
     # a bare Figure renders to PNG without pyplot; never call matplotlib.use() here: it would switch the
     # notebook's own backend (inline plots stop showing after the first widget is displayed)
     from matplotlib.figure import Figure
@@ -33,10 +35,13 @@ def render_png(
         axes[0].imshow(image)
         axes[0].set_title("input", fontsize=9)
         i = 1
-    for (title, values, signed), ax in zip(panels, axes[i:]):
+    for entry, ax in zip(panels, axes[i:]):
+        title, values, signed = entry[:3]
+        own: dict = entry[3] if len(entry) > 3 else {}  # type: ignore[misc]
         if values is not None:
-            rgba = overlay_rgba(values, signed, opacity=opacity, colormap=colormap,
-                                clip_percentile=clip_percentile, absolute=absolute)
+            rgba = overlay_rgba(values, signed, opacity=opacity, colormap=colormap, absolute=absolute,
+                                clip_percentile=own.get("clip_percentile", clip_percentile),
+                                alpha=own.get("alpha", "linear"))
             if image is not None and image.shape[:2] == values.shape:
                 base = image.astype(np.float32) / 255.0
                 alpha = rgba[..., 3:4]

@@ -25,6 +25,7 @@ class HeatmapView(PngFallbackWidget, ViewOptions):
     heatmap = traitlets.Dict().tag(sync=True)
     signed = traitlets.Bool(True).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
+    quantity = traitlets.Unicode("").tag(sync=True)  # what the values are: the colour bar's label
 
     def __init__(self, **kwargs: Any) -> None:
         self._image_array: np.ndarray | None = kwargs.pop("_image_array", None)
@@ -71,6 +72,15 @@ class HeatmapView(PngFallbackWidget, ViewOptions):
         target = int(attribution.target[index])
         label = attribution.classifier.label(target) if attribution.classifier else f"class {target}"
         signed = attribution.signed and bool((values < 0).any())
+        try:  # the method's display defaults (clip, alpha, display-only smoothing) unless given
+            from ..methods.registry import get_method
+            from .methodinfo import display_defaults
+
+            defaults = display_defaults(get_method(attribution.method))
+        except Exception:  # a method outside the registry: the plain rule
+            defaults = {}
+        for key, value in defaults.items():
+            options.setdefault(key, value)
         return cls.from_arrays(
             image, values, signed=signed, title=f"{attribution.method} · {label}", **options
         )
@@ -79,5 +89,6 @@ class HeatmapView(PngFallbackWidget, ViewOptions):
         if self._map_array is None:
             return None
         return render_png(
-            self._image_array, [(self.title, self._map_array, self.signed)], **self.view_options()
+            self._image_array, [(self.title, self._map_array, self.signed, self.panel_display({}))],
+            **self.view_options()
         )

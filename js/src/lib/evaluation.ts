@@ -235,17 +235,23 @@ export function decodeLeaderboard(p: LeaderboardPayload): Board {
   return { methods: p.methods, columns: p.columns, values, errors: p.errors ?? {} };
 }
 
-/** Per column, the row holding the best finite value (by the column's direction); -1 when none. Ties: the
- * first row. */
-export function bestRows(board: Board): number[] {
+/** Decimals the leaderboard shows; values equal at this precision are ties. */
+export const BOARD_DECIMALS = 3;
+
+/** Per column, the rows holding the best finite value (by the column's direction): every row whose value,
+ * as shown (BOARD_DECIMALS), equals the best one's (ties are all marked); [] when none is finite. */
+export function bestRows(board: Board): number[][] {
+  const shown = (v: number): number => Number(v.toFixed(BOARD_DECIMALS));
   return board.columns.map((col, c) => {
-    let best = -1;
-    board.values.forEach((row, r) => {
+    let best = NaN;
+    for (const row of board.values) {
       const v = row[c];
-      if (!Number.isFinite(v)) return;
-      if (best < 0 || (col.higher_is_better ? v > board.values[best][c] : v < board.values[best][c])) best = r;
-    });
-    return best;
+      if (!Number.isFinite(v)) continue;
+      if (Number.isNaN(best) || (col.higher_is_better ? v > best : v < best)) best = v;
+    }
+    if (Number.isNaN(best)) return [];
+    const target = shown(best);
+    return board.values.flatMap((row, r) => (Number.isFinite(row[c]) && shown(row[c]) === target ? [r] : []));
   });
 }
 

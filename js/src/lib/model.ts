@@ -1,5 +1,6 @@
 // Types mirroring the Python traits (docs/widget-protocol.md) and the slice of the anywidget
 // model API the views use. Kept local so the bundle has no runtime dependency.
+import type { DisplayDefaults } from "./display";
 import type { FramesPayload } from "./frames";
 
 export type Callback = (...args: never[]) => void;
@@ -38,7 +39,14 @@ export interface DisplayTraits {
   colormap: string;
   opacity: number;
   absolute: boolean;
-  clip_percentile: number;
+  /** null: each method's default (lib/display.ts). */
+  clip_percentile: number | null;
+  /** "auto" (the method's default) | "linear" | "sqrt" | "flat". */
+  alpha?: string;
+  /** Display-only Gaussian sigma as a fraction of the map's side; null: the method's default. */
+  smoothing?: number | null;
+  /** "overlay" | "map" | "side" (not `layout`: ipywidgets reserves that name). */
+  map_layout?: string;
 }
 
 export interface HeatmapTraits extends DisplayTraits {
@@ -46,6 +54,8 @@ export interface HeatmapTraits extends DisplayTraits {
   heatmap: ArrayDict | null;
   signed: boolean;
   title: string;
+  /** What the values are (the colour bar's label). */
+  quantity?: string;
 }
 
 export interface Prediction {
@@ -55,6 +65,13 @@ export interface Prediction {
 }
 
 export type PanelState = "pending" | "running" | "done" | "error";
+
+/** What a panel shows next to its map (IG: the relative completeness gap and its tolerance). */
+export interface PanelNotes {
+  completeness_gap?: number;
+  tolerance?: number;
+  n_steps?: number;
+}
 
 export interface Panel {
   method: string;
@@ -66,6 +83,7 @@ export interface Panel {
   target: number;
   /** CAM methods: the layer the result was computed on (the resolved name when automatic). */
   layer?: string;
+  notes?: PanelNotes;
 }
 
 /** A numeric parameter a method declares tunable (a slider in its dashboard panel). */
@@ -85,6 +103,16 @@ export interface MethodInfo {
   /** The method records scrubber frames (IG path steps, SmoothGrad samples). */
   frames?: boolean;
   tunable?: Record<string, TunableSpec>;
+  /** One line: what the method shows. */
+  description?: string;
+  /** Its cost in model passes. */
+  cost?: string;
+  /** A CAM (layer picker). */
+  cam?: boolean;
+  /** Why it cannot run on this model ("" when it can). */
+  unavailable?: string;
+  /** Display defaults when the shared controls are on "auto", and the quantity label. */
+  display?: DisplayDefaults;
 }
 
 /** The dashboard's `scrubber` trait: the frames of one panel, or `{}` when closed. */
@@ -110,6 +138,8 @@ export interface DashboardTraits extends DisplayTraits {
   layers: string[];
   method_params: Record<string, Record<string, unknown>>;
   scrubber: DashboardScrubber | Record<string, never>;
+  /** The layers a CAM usually explains (block outputs); `layers` is the full list. */
+  cam_layers?: string[];
 }
 
 /** Messages from the kernel (`widget.send`). */

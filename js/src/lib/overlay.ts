@@ -3,6 +3,7 @@
 //   |v| / clip for signed or absolute display, (v - lo) / (clip - lo) for sequential maps.
 import { getLUT, resolveColormap, type LUT } from "./colormaps";
 import type { RGBAImage } from "./image";
+import type { AlphaMode } from "./display";
 import type { DisplayTraits } from "./model";
 import type { ScalarMap } from "./scalarmap";
 
@@ -23,6 +24,15 @@ export interface OverlayStyle {
   deadZone: number;
   /** Heatmap alone (no image): alpha 255. */
   opaque: boolean;
+  /** alpha = opacity x m ("linear"), x sqrt(m) ("sqrt"), or opacity wherever m > 0 ("flat"); default linear. */
+  alpha?: AlphaMode;
+}
+
+/** The overlay's alpha factor for a normalised magnitude m in [0, 1]. */
+export function alphaOf(m: number, mode: AlphaMode): number {
+  if (mode === "sqrt") return Math.sqrt(m);
+  if (mode === "flat") return m > 0 ? 1 : 0;
+  return m;
 }
 
 const clamp01 = (x: number): number => (x < 0 ? 0 : x > 1 ? 1 : x);
@@ -49,7 +59,7 @@ export function pixelRGBA(v: number, st: OverlayStyle, out: Uint8ClampedArray, o
   out[o] = st.lut[i];
   out[o + 1] = st.lut[i + 1];
   out[o + 2] = st.lut[i + 2];
-  out[o + 3] = st.opaque ? 255 : Math.round(255 * clamp01(st.opacity) * m);
+  out[o + 3] = st.opaque ? 255 : Math.round(255 * clamp01(st.opacity) * alphaOf(m, st.alpha ?? "linear"));
 }
 
 /** Per-pixel RGBA of a whole map. */
@@ -72,7 +82,8 @@ export function composite(image: ArrayLike<number>, overlay: ArrayLike<number>):
 
 /** Resolve the display traits against one map into an OverlayStyle. */
 export function overlayStyle(map: ScalarMap, d: DisplayTraits, signed: boolean, hasImage: boolean): OverlayStyle {
-  const p = Number.isFinite(d.clip_percentile) ? Math.min(100, Math.max(0, d.clip_percentile)) : 99.5;
+  const p = typeof d.clip_percentile === "number" && Number.isFinite(d.clip_percentile)
+    ? Math.min(100, Math.max(0, d.clip_percentile)) : 99.5;
   const name = resolveColormap(d.colormap, signed && !d.absolute);
   const mode: Mode = d.absolute ? "absolute" : signed ? "signed" : "sequential";
   const deadZone = map.step * 0.51;
@@ -98,6 +109,7 @@ export function overlayStyle(map: ScalarMap, d: DisplayTraits, signed: boolean, 
     opacity: Number.isFinite(d.opacity) ? d.opacity : 0.6,
     deadZone,
     opaque: !hasImage,
+    alpha: d.alpha === "sqrt" || d.alpha === "flat" ? d.alpha : "linear",
   };
 }
 

@@ -6,9 +6,11 @@ import { isArrayDict } from "./arrays";
 import { h } from "./dom";
 import { formatSeconds } from "./format";
 import type { RGBAImage } from "./image";
+import { resolveDisplay, smoothMap, type DisplayDefaults } from "./display";
+import { formatPercent } from "./format";
 import { createLegend } from "./legend";
-import type { DisplayTraits, Panel, TunableSpec } from "./model";
-import { drawOverlay, overlayStyle } from "./overlay";
+import type { DisplayTraits, Panel, PanelNotes, TunableSpec } from "./model";
+import { drawImage, drawOverlay, overlayStyle } from "./overlay";
 import { scalarMapOf } from "./scalarmap";
 
 export interface PanelInput {
@@ -20,6 +22,12 @@ export interface PanelInput {
   family?: string;
   /** The model's spatial layers (`layers` trait). */
   layers?: string[];
+  /** The layers offered first (block outputs); the rest of `layers` behind the "all modules" filter. */
+  camLayers?: string[];
+  /** The method's display defaults (when the shared controls are on auto). */
+  defaults?: DisplayDefaults;
+  /** No job will finish this pending panel (the job was cancelled): say so and offer to recompute. */
+  stopped?: boolean;
   /** The layer set in `method_params` ("" = automatic). */
   layer?: string;
   /** The method records scrubber frames (shows the frames toggle). */
@@ -40,6 +48,23 @@ export interface PanelCallbacks {
   onFrames?(open: boolean): void;
   /** The user released a parameter slider at `value`. */
   onParam?(name: string, value: number): void;
+  /** The user asked to compute a cancelled panel again. */
+  onRecompute?(): void;
+}
+
+/** The completeness badge of an IG panel: text, and whether the gap is above its tolerance. */
+export function gapBadge(notes: PanelNotes | undefined): { text: string; bad: boolean; title: string } | null {
+  const gap = notes?.completeness_gap;
+  if (typeof gap !== "number" || !Number.isFinite(gap)) return null;
+  const tol = typeof notes?.tolerance === "number" ? notes.tolerance : 0.01;
+  const bad = gap > tol;
+  const steps = typeof notes?.n_steps === "number" ? ` with ${notes.n_steps} steps` : "";
+  return {
+    text: `gap ${formatPercent(gap)}`,
+    bad,
+    title: `completeness gap |sum(IG) - (F(x) - F(baseline))| / |F(x) - F(baseline)| = ${formatPercent(gap)}${steps}; ` +
+      (bad ? `above the ${formatPercent(tol)} tolerance: the map is not converged (more steps)` : `within the ${formatPercent(tol)} tolerance`),
+  };
 }
 
 export interface PanelView {
@@ -57,6 +82,12 @@ const same = (a: PanelInput, b: PanelInput): boolean =>
   a.display.opacity === b.display.opacity &&
   a.display.absolute === b.display.absolute &&
   a.display.clip_percentile === b.display.clip_percentile &&
+  a.display.alpha === b.display.alpha &&
+  a.display.smoothing === b.display.smoothing &&
+  a.display.map_layout === b.display.map_layout &&
+  a.defaults === b.defaults &&
+  a.camLayers === b.camLayers &&
+  a.stopped === b.stopped &&
   a.family === b.family &&
   a.layers === b.layers &&
   a.layer === b.layer &&
@@ -88,13 +119,23 @@ interface ParamSlider {
 }
 
 export function createPanelView(method: string, callbacks: PanelCallbacks = {}): PanelView {
-  const title = h("span", "xw-panel-title", { title: method }, [method]);
+  // Break long names after underscores rather than truncating them ("input_x_gra…").
+  const title = h("span", "xw-panel-title", { title: method }, method.split("_").flatMap((part, i) =>
+    i === 0 ? [part] : [h("wbr", ""), `_${part}`]));
   const seconds = h("span", "xw-seconds");
+  const badge = h("span", "xw-gap-badge");
+  badge.hidden = true;
   const remove = h("button", "xw-remove", { type: "button", title: `remove ${method}`, "aria-label": `remove ${method}` }, ["×"]);
   const layerSelect = h("select", "xw-layer", { "aria-label": `${method} layer` });
-  const layerRow = h("label", "xw-control xw-layer-control", { title: "the layer this CAM explains" }, [
-    h("span", "xw-control-name", {}, ["Layer"]),
-    layerSelect,
+  const allLayers = h("input", "xw-layer-all", { type: "checkbox", "aria-label": `${method}: list every module` });
+  const layerRow = h("div", "xw-layer-row", {}, [
+    h("label", "xw-control xw-layer-control", { title: "the layer this CAM explains" }, [
+      h("span", "xw-control-name", {}, ["Layer"]),
+      layerSelect,
+    ]),
+    h("label", "xw-control xw-layer-filter", { title: "list every spatial module, not only block outputs" }, [
+      allLayers, h("span", "xw-control-name", {}, ["all"]),
+    ]),
   ]);
   layerRow.hidden = true;
   const framesToggle = h("button", "xw-frames-toggle", {
@@ -103,17 +144,22 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
   framesToggle.hidden = true;
   const paramRows = h("div", "xw-params");
   const canvas = h("canvas", "xw-heatmap-canvas", { role: "img", "aria-label": method });
+  const photo = h("canvas", "xw-photo-canvas", { role: "img", "aria-label": "input image" });
+  photo.hidden = true;
   const legend = createLegend();
-  const pending = h("div", "xw-pending", {}, [h("span", "xw-spinner", { "aria-hidden": "true" }), h("span", "xw-pending-text")]);
+  const recompute = h("button", "xw-recompute", { type: "button", title: `compute ${method} again` }, ["Recompute"]);
+  const pending = h("div", "xw-pending", {}, [
+    h("span", "xw-spinner", { "aria-hidden": "true" }), h("span", "xw-pending-text"), recompute,
+  ]);
   const error = h("div", "xw-panel-error");
-  const figure = h("div", "xw-figure", {}, [canvas, legend.el]);
+  const figure = h("div", "xw-figure", {}, [h("div", "xw-canvases", {}, [photo, canvas]), legend.el]);
   const el = h("div", "xw-panel", { "data-method": method }, [
-    h("div", "xw-panel-head", {}, [title, h("span", "xw-panel-actions", {}, [seconds, framesToggle, remove])]),
-    layerRow,
+    h("div", "xw-panel-head", {}, [title, h("span", "xw-panel-actions", {}, [badge, seconds, framesToggle, remove])]),
     figure,
     pending,
     error,
-    paramRows, // below the map, so the maps of a row of panels stay aligned
+    layerRow, // layer and sliders below the map, so the maps of a row of panels stay aligned
+    paramRows,
   ]);
   let last: PanelInput | null = null;
   let drawn = false; // a map was drawn: it stays (dimmed) while the panel recomputes
@@ -121,6 +167,13 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
   const onRemove = (): void => callbacks.onRemove?.();
   const onLayer = (): void => callbacks.onLayer?.(layerSelect.value);
   const onFrames = (): void => callbacks.onFrames?.(framesToggle.getAttribute("aria-pressed") !== "true");
+  const onRecompute = (): void => callbacks.onRecompute?.();
+  const onAllLayers = (): void => {
+    layersKey = "";
+    if (last) renderLayers(last);
+  };
+  recompute.addEventListener("click", onRecompute);
+  allLayers.addEventListener("change", onAllLayers);
   remove.addEventListener("click", onRemove);
   layerSelect.addEventListener("change", onLayer);
   framesToggle.addEventListener("click", onFrames);
@@ -188,11 +241,16 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
     const chosen = input.layer ?? "";
     // "auto" names the layer the last automatic result used (the panel's `layer`).
     const resolved = !chosen && input.panel?.layer ? input.panel.layer : "";
+    const all = input.layers ?? [];
+    const blocks = input.camLayers?.length ? input.camLayers : all;
+    const filter = allLayers.parentElement as HTMLElement;
+    filter.hidden = blocks.length >= all.length;
+    const every = allLayers.checked || filter.hidden;
     // Rebuild only when something shown changed (an open menu would otherwise close on redraws).
-    const key = JSON.stringify([chosen, resolved, input.layers ?? []]);
+    const key = JSON.stringify([chosen, resolved, all, blocks, every]);
     if (key === layersKey) return;
     layersKey = key;
-    const names = [...(input.layers ?? [])];
+    const names = [...(every ? all : blocks)];
     if (chosen && !names.includes(chosen)) names.push(chosen);
     const options = [
       h("option", "", { value: "" }, [resolved ? `auto (${resolved})` : "auto"]),
@@ -200,14 +258,16 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
     ];
     layerSelect.replaceChildren(...options);
     layerSelect.value = chosen;
+    layerSelect.title = chosen || (resolved ? `auto (${resolved})` : "auto");
   }
 
   function show(state: string): void {
     const busy = state === "pending" || state === "running";
     el.dataset.state = state;
-    figure.hidden = !(state === "done" || (busy && drawn));
-    figure.classList.toggle("xw-busy", busy);
-    pending.hidden = !busy;
+    figure.hidden = !(state === "done" || ((busy || state === "cancelled") && drawn));
+    figure.classList.toggle("xw-busy", busy || state === "cancelled");
+    pending.hidden = !busy && state !== "cancelled";
+    recompute.hidden = state !== "cancelled";
     pending.classList.toggle("xw-pending-inline", drawn);
     error.hidden = state !== "error";
   }
@@ -221,13 +281,20 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
     framesToggle.setAttribute("aria-pressed", String(Boolean(input.framesOpen)));
     framesToggle.classList.toggle("xw-on", Boolean(input.framesOpen));
     const p = input.panel;
-    const state = p?.state ?? "pending";
+    let state: string = p?.state ?? "pending";
+    if ((state === "pending" || state === "running") && input.stopped) state = "cancelled";
     seconds.textContent = state === "done" && p ? formatSeconds(p.seconds) : "";
+    const gap = state === "done" ? gapBadge(p?.notes) : null;
+    badge.hidden = gap === null;
+    badge.textContent = gap?.text ?? "";
+    badge.title = gap?.title ?? "";
+    badge.classList.toggle("xw-bad", Boolean(gap?.bad));
     el.classList.toggle("xw-stale", state === "done" && p !== undefined && p.target !== input.target);
     el.title = p && p.target !== input.target ? `computed for class ${p.target}` : "";
-    if (state === "pending" || state === "running") {
+    if (state === "pending" || state === "running" || state === "cancelled") {
       show(state);
-      pending.lastElementChild!.textContent = state === "running" ? "running…" : "pending";
+      pending.querySelector(".xw-pending-text")!.textContent =
+        state === "running" ? "running…" : state === "cancelled" ? "cancelled: not computed" : "pending";
       return true;
     }
     if (state === "error" || !isArrayDict(p?.heatmap)) {
@@ -237,10 +304,19 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
       return true;
     }
     try {
-      const map = scalarMapOf(p.heatmap);
-      const style = overlayStyle(map, input.display, Boolean(p.signed), input.image !== null);
-      drawOverlay(canvas, input.image, map, style);
-      legend.update(style, input.display.clip_percentile);
+      const raw = scalarMapOf(p.heatmap);
+      const d = resolveDisplay(input.display, input.defaults);
+      const map = smoothMap(raw, d.smoothing);
+      const overImage = d.layout === "overlay" ? input.image : null;
+      const style = overlayStyle(map, d, Boolean(p.signed), overImage !== null);
+      drawOverlay(canvas, overImage, map, style);
+      photo.hidden = !(d.layout === "side" && input.image);
+      if (!photo.hidden && input.image) drawImage(photo, input.image);
+      figure.dataset.layout = d.layout;
+      legend.update(style, d.clip_percentile, {
+        quantity: input.defaults?.quantity, range: [raw.min, raw.max],
+        smoothingPx: map === raw ? 0 : d.smoothing * Math.max(raw.width, raw.height),
+      });
       drawn = true;
       show("done");
     } catch (e) {
@@ -252,6 +328,8 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
 
   function destroy(): void {
     remove.removeEventListener("click", onRemove);
+    recompute.removeEventListener("click", onRecompute);
+    allLayers.removeEventListener("change", onAllLayers);
     layerSelect.removeEventListener("change", onLayer);
     framesToggle.removeEventListener("click", onFrames);
     paramRows.removeEventListener("pointerdown", onPointerDown);

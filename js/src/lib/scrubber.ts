@@ -41,9 +41,9 @@ body[data-jp-theme-light="false"] .xw-scrubber { --xw-series2: #f0a35e; --xw-gap
 .xw-scrubber-panel canvas { width: 200px; image-rendering: auto; border-radius: 3px; display: block; }
 .xw-scrubber-bar { display: flex; align-items: center; gap: 8px; font-size: 12px; }
 .xw-frame-slider { flex: 1; min-width: 160px; accent-color: var(--xw-accent); }
-.xw-frame-label { min-width: 13em; font-variant-numeric: tabular-nums; color: var(--xw-fg2); }
+.xw-frame-label { min-width: 13em; flex: none; font-variant-numeric: tabular-nums; color: var(--xw-fg2); }
 .xw-play, .xw-scrubber .xw-cancel { font: inherit; padding: 2px 10px; border: 1px solid var(--xw-border); border-radius: 4px;
-  background: var(--xw-bg2); color: inherit; cursor: pointer; min-width: 4.8em; }
+  background: var(--xw-bg2); color: inherit; cursor: pointer; width: 6.4em; flex: none; text-align: center; white-space: nowrap; }
 .xw-scrubber-plot { display: flex; align-items: flex-start; gap: 12px; flex-wrap: wrap; }
 .xw-lineplot svg { display: block; overflow: visible; font-size: 9px; }
 .xw-lineplot-frame { fill: none; stroke: var(--xw-border); }
@@ -182,6 +182,7 @@ export function createScrubber(options: ScrubberOptions): Scrubber {
     slider.value = String(shown);
     label.textContent = frameLabel(set, shown, set.payload.done ? 0 : set.payload.expected);
     plot.mark(shown);
+    noiseSummary();
     el.dataset.frame = String(shown);
     el.dataset.drawMs = (performance.now() - t0).toFixed(2);
   }
@@ -232,12 +233,20 @@ export function createScrubber(options: ScrubberOptions): Scrubber {
         xDomain: [1, Math.max(2, s.count)],
       };
       key.replaceChildren(h("span", "xw-key-f", {}, ["— ‖mean after s samples − final mean‖ / ‖final mean‖"]));
-      const conv = s.convergence;
-      gap.textContent = conv && s.count > 1
-        ? `after ${s.count - 1} samples the running mean is ${formatPercent(conv[s.count - 2])} from the final one`
-        : p.done ? "" : `computing… ${s.count}/${p.expected} samples`;
+      noiseSummary();
     }
     plot.draw(spec);
+  }
+
+  /** SmoothGrad's summary follows the slider: how far the running mean at the shown sample is from the final one. */
+  function noiseSummary(): void {
+    const s = set;
+    if (!s || s.kind !== "noise") return;
+    const conv = s.convergence;
+    const k = Math.min(shown, s.count - 1);
+    gap.textContent = conv && s.count > 1 && k >= 0 && k < conv.length
+      ? `after ${k + 1} of ${s.count} samples the running mean is ${formatPercent(conv[k])} from the final one`
+      : s.payload.done ? "" : `computing… ${s.count}/${s.payload.expected} samples`;
   }
 
   function load(payload: unknown, requested = -1): void {

@@ -56,3 +56,14 @@ export function topFeatures(values: ArrayLike<number>, k: number): number[] {
   idx.sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]) || a - b);
   return idx.slice(0, Math.max(0, k));
 }
+
+/**
+ * Labels for the top list: a feature whose text occurs more than once in the input gets its position
+ * (1-based, among all features) so "the" at word 3 and "the" at word 9 can be told apart.
+ */
+export function positionedLabels(features: string[]): string[] {
+  const key = (f: string): string => surface(f).trim().toLowerCase();
+  const count = new Map<string, number>();
+  for (const f of features) count.set(key(f), (count.get(key(f)) ?? 0) + 1);
+  return features.map((f, i) => ((count.get(key(f)) ?? 0) > 1 ? `${f} (pos ${i + 1})` : f));
+}

@@ -63,7 +63,19 @@ const CSS = `
 .xw-frames-title { font-weight: 600; }
 .xw-frames-state { color: var(--xw-fg2); font-size: 12px; flex: 1; }
 .xw-frames.xw-stale .xw-scrubber { opacity: .5; }
+.xw-method-desc { font-size: 12px; color: var(--xw-fg2); flex-basis: 100%; }
+.xw-gap-badge { font-size: 11px; padding: 0 5px; border-radius: 8px; white-space: nowrap;
+  color: var(--xw-ok); border: 1px solid currentColor; }
+.xw-gap-badge.xw-bad { color: #fff; background: var(--xw-error); border-color: var(--xw-error); }
+.xw-recompute { font: inherit; font-size: 12px; padding: 1px 8px; border-radius: 3px; cursor: pointer;
+  color: var(--xw-fg); background: var(--xw-bg); border: 1px solid var(--xw-border); }
 `;
+
+const FAMILY_LABELS: Record<string, string> = {
+  gradient: "Gradients (pixel level)", cam: "CAM (layer maps)", relevance: "Relevance propagation",
+  perturbation: "Perturbation (model-agnostic)", transformer: "Transformers (attention)",
+};
+const FAMILY_ORDER = ["gradient", "cam", "relevance", "perturbation", "transformer"];
 
 const FRAME_STATES: Record<string, string> = {
   pending: "waiting for the kernel…", running: "computing…", cancelled: "cancelled", error: "", done: "",
@@ -82,6 +94,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   const heading = h("div", "xw-heading");
   const addSelect = h("select", "xw-add-method", { "aria-label": "method to add" });
   const addButton = h("button", "xw-add", { type: "button", title: "add a panel for this method" }, ["Add"]);
+  const methodDesc = h("div", "xw-method-desc", { "aria-live": "polite" });
   const pickerError = h("span", "xw-picker-error xw-error", { role: "alert" });
   const framesTitle = h("span", "xw-frames-title");
   const framesState = h("span", "xw-frames-state", { "aria-live": "polite" });
@@ -96,6 +109,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     h("label", "xw-control", {}, [h("span", "xw-control-name", {}, ["Method"]), addSelect]),
     addButton,
     pickerError,
+    methodDesc,
   ]);
 
   const root = h("div", "xw-widget xw-dashboard", {}, [
@@ -209,6 +223,8 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     track(requests.send("set_methods", { methods }));
   }
 
+  // Grouped by family; methods that cannot run on this model are disabled with the reason; nothing is
+  // preselected (a placeholder asks for a choice), the chosen method's description and cost show below.
   let methodsKey = "";
   function renderPicker(): void {
     const infos: MethodInfo[] = model.get("available_methods") ?? [];
@@ -218,27 +234,43 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     methodsKey = key;
     const previous = addSelect.value;
     const families = new Map<string, MethodInfo[]>();
-    for (const info of infos) {
+    const rank = (f: string): number => (FAMILY_ORDER.includes(f) ? FAMILY_ORDER.indexOf(f) : FAMILY_ORDER.length);
+    for (const info of [...infos].sort((a, b) => rank(a.family) - rank(b.family))) {
       if (!families.has(info.family)) families.set(info.family, []);
       families.get(info.family)!.push(info);
     }
     addSelect.replaceChildren(
+      h("option", "", { value: "" }, ["choose a method…"]),
       ...Array.from(families, ([family, list]) =>
-        h("optgroup", "", { label: family }, list.map((m) =>
-          h("option", "", { value: m.name, disabled: shown.includes(m.name) }, [m.name]))),
+        h("optgroup", "", { label: FAMILY_LABELS[family] ?? family }, list.map((m) => {
+          const why = m.unavailable ? ` (n/a: ${m.unavailable})` : shown.includes(m.name) ? " (shown)" : "";
+          return h("option", "", {
+            value: m.name, disabled: shown.includes(m.name) || Boolean(m.unavailable),
+            title: m.unavailable || [m.description, m.cost].filter(Boolean).join(" · "),
+            "data-unavailable": m.unavailable || undefined,
+          }, [`${m.name}${m.cost ? ` · ${m.cost}` : ""}${why}`]);
+        })),
       ),
     );
-    const usable = Array.from(addSelect.options).filter((o) => !o.disabled);
-    addSelect.value = usable.some((o) => o.value === previous) ? previous : (usable[0]?.value ?? "");
+    const usable = Array.from(addSelect.options).filter((o) => !o.disabled && o.value);
+    addSelect.value = usable.some((o) => o.value === previous) ? previous : "";
     picker.hidden = infos.length === 0;
-    addButton.disabled = usable.length === 0;
+    renderChoice();
   }
+
+  function renderChoice(): void {
+    const info = infoOf(addSelect.value);
+    addButton.disabled = !info || Boolean(info.unavailable) || currentMethods().includes(info.name);
+    methodDesc.textContent = info ? [info.description, info.cost && `cost: ${info.cost}`].filter(Boolean).join(" · ") : "";
+  }
+  addSelect.addEventListener("change", renderChoice);
 
   const onAdd = (): void => {
     const name = addSelect.value;
     const methods = currentMethods();
     if (!name || methods.includes(name)) return;
     setMethods([...methods, name]);
+    addSelect.value = "";
   };
   addButton.addEventListener("click", onAdd);
 
@@ -263,7 +295,9 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     const disp = readDisplay(display);
     const target = model.get("target");
     const layers = model.get("layers") ?? [];
+    const camLayers = model.get("cam_layers") ?? [];
     const params = model.get("method_params") ?? {};
+    const stopped = isStopped();
     const order: HTMLElement[] = [];
     for (const method of methods) {
       let view = views.get(method);
@@ -273,6 +307,12 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
           onLayer: (layer) => track(requests.send("set_params", { method, params: { layer: layer || null } })),
           onParam: (name, value) => track(requests.send("set_params", { method, params: { [name]: value } })),
           onFrames: (open) => track(requests.send("frames", { method: open ? method : null })),
+          // set_params with nothing changed queues this panel alone (served from the cache if computed)
+          onRecompute: () => {
+            stoppedSeen = false;
+            track(requests.send("set_params", { method, params: {} }));
+            renderPanels();
+          },
         });
         views.set(method, view);
       }
@@ -281,7 +321,8 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
       if (family === "cam") askLayers();
       const layer = params[method]?.layer;
       view.update({
-        panel: byMethod.get(method), image, display: disp, target, family, layers,
+        panel: byMethod.get(method), image, display: disp, target, family, layers, camLayers,
+        defaults: info?.display, stopped,
         layer: typeof layer === "string" ? layer : "",
         frames: Boolean(info?.frames), framesOpen: framesMethod === method, tunable: info?.tunable,
         params: params[method],
@@ -354,20 +395,46 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   framesClose.addEventListener("click", onCloseFrames);
 
   // --- job: progress, status, cancel ---------------------------------------------------------
+  // After a cancel, pending panels will not be computed by any job: they show "cancelled" with a
+  // Recompute button until a job runs again (also after later jobs that only computed other panels).
+  let stoppedSeen = false;
+  const jobKind = (s: string): string =>
+    s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
+  function isStopped(): boolean {
+    return stoppedSeen && jobKind(String(model.get("status") ?? "idle")) !== "computing" && requested.size === 0;
+  }
+
+  /** Outside a job the bar shows the share of panels that have a result, never a stale job fraction. */
+  function shownProgress(kind: string): number {
+    if (kind === "computing") return Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
+    const list = model.get("panels") ?? [];
+    if (!list.length) return 0;
+    return list.filter((p) => p.state === "done" || p.state === "error").length / list.length;
+  }
+
+  let lastKind = "";
   function renderJob(): void {
-    const p = Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
     const s = String(model.get("status") ?? "idle");
+    const kind = jobKind(s);
+    if (kind === "cancelled") stoppedSeen = true;
+    const open = (model.get("panels") ?? []).some((x) => x.state === "pending" || x.state === "running");
+    if (!open) stoppedSeen = false;
+    const p = shownProgress(kind);
     progress.setAttribute("aria-valuenow", String(p));
     progress.title = `${Math.round(p * 100)}%`;
     fill.style.width = `${p * 100}%`;
     status.textContent = s;
-    const kind = s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
     status.dataset.kind = kind;
     root.dataset.status = kind;
     cancel.disabled = kind !== "computing" && requested.size === 0;
+    if (kind !== lastKind) {
+      lastKind = kind;
+      renderPanels();
+    }
   }
 
   const onCancel = (): void => {
+    stoppedSeen = true;
     requests.notify("cancel");
   };
   cancel.addEventListener("click", onCancel);
@@ -396,9 +463,13 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     ["change:predictions", renderPredictions],
     ["change:target", onTarget],
     ["change:methods", onMethods],
-    ["change:panels", onMethods],
+    ["change:panels", () => {
+      onMethods();
+      renderJob();
+    }],
     ["change:available_methods", onMethods],
     ["change:layers", renderPanels],
+    ["change:cam_layers", renderPanels],
     ["change:method_params", renderPanels],
     ["change:scrubber", renderFrames],
     ["change:progress", renderJob],
@@ -422,6 +493,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     predictions.removeEventListener("keydown", onKey);
     cancel.removeEventListener("click", onCancel);
     addButton.removeEventListener("click", onAdd);
+    addSelect.removeEventListener("change", renderChoice);
     framesClose.removeEventListener("click", onCloseFrames);
     scrubber?.destroy();
     for (const view of views.values()) view.destroy();

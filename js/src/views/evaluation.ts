@@ -11,13 +11,14 @@
 //   canvas.xw-perturbed            the perturbed input of the hovered point (thumbnail resolution)
 //   .xw-perturbed-caption          method · mode · step · fraction · output
 //   table.xw-leaderboard           th[data-key] (click: sort, best first, again: reversed; aria-sort),
-//                                  tr[data-method], td[data-key] (td.xw-best: the column's best value)
+//                                  tr[data-method], td[data-key] (td.xw-best: the column's best value, every tie)
 //   .xw-sanity                     canvas.xw-sanity-map[data-method][data-step], .xw-sanity-rho under each
 //   .xw-sweep svg                  metric vs hyperparameter (mean, quartile band, best value marked)
 //   .xw-progress  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 import { getLUT } from "../lib/colormaps";
 import { createJobControls, h } from "../lib/dom";
 import {
+  BOARD_DECIMALS,
   bestRows,
   curveOf,
   decodeCurves,
@@ -297,9 +298,9 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
         title: b.errors[name] ?? undefined }, [h("td", "", {}, [name])]);
       b.columns.forEach((col, c) => {
         const v = b.values[r][c];
-        const cls = !Number.isFinite(v) ? "xw-missing" : best[c] === r ? "xw-best" : "";
+        const cls = !Number.isFinite(v) ? "xw-missing" : best[c].includes(r) ? "xw-best" : "";
         row.append(h("td", cls, { "data-key": col.key, "data-value": Number.isFinite(v) ? v : "" },
-          [Number.isFinite(v) ? v.toFixed(3) : "–"]));
+          [Number.isFinite(v) ? v.toFixed(BOARD_DECIMALS) : "–"]));
       });
       return row;
     });

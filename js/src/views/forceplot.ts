@@ -99,7 +99,7 @@ function singlePlot(data: Data, i: number, names: string[], outputName: string, 
   const top = 50;
   const bottom = 72;
   const mid = (top + bottom) / 2;
-  const height = 128;
+  const height = 144;
   const root = svg("svg", { class: "xw-force-svg xw-force-single", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
   root.setAttribute("aria-label", `force plot: base ${formatValue(lay.base)}, ${outputName} ${formatValue(lay.end)}`);
 
@@ -184,6 +184,9 @@ function singlePlot(data: Data, i: number, names: string[], outputName: string, 
     const label = svg("text", { class: "xw-force-label", "data-feature": s.index, x: lx, y: ly, "text-anchor": "middle", style: `fill: ${colour}` }, texts[k]);
     root.append(label);
   });
+  // what the axis measures
+  root.append(svg("text", { class: "xw-muted xw-force-axis-label", x: (left + right) / 2, y: height - 3, "text-anchor": "middle", "font-size": 10 },
+    `axis: ${outputName} (model output units) · base value + attributions = ${outputName}`));
   return root;
 }
 
@@ -210,6 +213,10 @@ function stackPlot(
       svg("text", { class: "xw-muted", x: box.left - 6, y: y(t) + 3, "text-anchor": "end", "font-size": 10 }, formatValue(t)),
     );
   }
+  axis.append(svg("text", {
+    class: "xw-muted xw-force-axis-label", x: 10, y: (box.top + box.bottom) / 2, "text-anchor": "middle", "font-size": 10,
+    transform: `rotate(-90 10 ${(box.top + box.bottom) / 2})`,
+  }, `${outputName} (model output units)`));
   root.append(axis);
   const g = svg("g");
   bands.forEach((band, b) => {
@@ -263,6 +270,26 @@ function stackPlot(
   return root;
 }
 
+const MIN_WIDTH = 300;
+
+/** The content width of the nearest ancestor of `el` that is not shrink-to-fit (inline-*), or 760. */
+export function availableWidth(el: HTMLElement): number {
+  const own = getComputedStyle(el);
+  if (!own.display.startsWith("inline") && el.clientWidth > 0 && !shrinks(el)) return el.clientWidth;
+  for (let node = el.parentElement; node; node = node.parentElement) {
+    const cs = getComputedStyle(node);
+    if (cs.display.startsWith("inline") || shrinks(node) || node.clientWidth === 0) continue;
+    return node.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  }
+  return 760;
+}
+
+/** Whether `node` is sized by its content: a child of an inline-flex / inline-grid / inline-block parent. */
+function shrinks(node: HTMLElement): boolean {
+  const parent = node.parentElement;
+  return parent !== null && getComputedStyle(parent).display.startsWith("inline");
+}
+
 function render({ model, el }: RenderProps<ForceTraits>): () => void {
   attachTextStyles(el);
   const title = h("div", "xw-title");
@@ -297,9 +324,12 @@ function render({ model, el }: RenderProps<ForceTraits>): () => void {
 
   let lastWidth = 0;
   function width(): number {
-    // A shrink-to-fit host (inline-flex parents) reports only its content's width: draw 760 px then.
+    // A shrink-to-fit host (inline-flex parents) reports only its content's width: then the room is
+    // that of the nearest ancestor laid out as a block. A narrow output (< 480 px) gets a compact plot
+    // of its width (at least MIN_WIDTH; the holders scroll below that), never a 760 px one cut off.
     const w = el.clientWidth;
-    return Math.round(w >= 480 ? Math.min(1100, w) : 760);
+    if (w >= 480) return Math.round(Math.min(1100, w));
+    return Math.round(Math.max(MIN_WIDTH, Math.min(760, availableWidth(el))));
   }
 
   function draw(): void {

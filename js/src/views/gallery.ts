@@ -7,7 +7,8 @@
 //                                    data-status = idle | computing | cancelled | error, data-selected = channel or -1
 //   .xw-title  .xw-progress[role=progressbar]  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 //   button.xw-tab[data-tab]          tab switch (writes the `tab` trait); aria-selected on the active one
-//   .xw-tile[data-channel][data-index]   one per channel: canvas.xw-tile-canvas, .xw-tile-label, .xw-tile-value;
+//   .xw-tile[data-channel][data-index]   one per channel: canvas.xw-tile-canvas, .xw-tile-label, .xw-tile-metric
+//                                        ("obj " + .xw-tile-value: the objective reached);
 //                                    .xw-selected on the open one; click sends {type: "select", id, channel}
 //   .xw-detail[data-channel]         the open channel (hidden when none):
 //     canvas.xw-gallery-frame        the snapshot at the scrubbed step; data-step on .xw-detail
@@ -53,6 +54,7 @@ const CSS = `
 .xw-tile-canvas { width: 92px; height: 92px; border-radius: 3px; display: block; background: var(--xw-bg2); }
 .xw-tile-text { display: flex; justify-content: space-between; font-size: 11px; }
 .xw-tile-value { color: var(--xw-fg2); font-variant-numeric: tabular-nums; }
+.xw-tile-metric-name { color: var(--xw-fg2); font-size: 10px; }
 .xw-detail { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; padding-top: 8px; border-top: 1px solid var(--xw-border); }
 .xw-detail-col { display: flex; flex-direction: column; gap: 6px; }
 .xw-gallery-frame { width: 224px; height: 224px; border-radius: 3px; display: block; background: var(--xw-bg2); }
@@ -218,7 +220,13 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
         const canvas = h("canvas", "xw-tile-canvas", { role: "img", "aria-label": `channel ${chans[i]}` });
         tile = h("button", "xw-tile", { type: "button", role: "option", "data-channel": chans[i], "data-index": i }, [
           canvas,
-          h("div", "xw-tile-text", {}, [h("span", "xw-tile-label", {}, [`ch ${chans[i]}`]), h("span", "xw-tile-value")]),
+          h("div", "xw-tile-text", {}, [
+            h("span", "xw-tile-label", {}, [`ch ${chans[i]}`]),
+            // the number is the objective the optimised image reaches (the channel's activation)
+            h("span", "xw-tile-metric", { title: "objective reached by the optimised image" }, [
+              h("span", "xw-tile-metric-name", {}, ["obj "]), h("span", "xw-tile-value"),
+            ]),
+          ]),
         ]);
         if (existing[i]) existing[i].replaceWith(tile);
         else tiles.append(tile);

@@ -13,23 +13,26 @@ import { h } from "../lib/dom";
 import { imageOf } from "../lib/image";
 import { createLegend } from "../lib/legend";
 import type { AnyModel, DisplayTraits, HeatmapTraits, RenderProps } from "../lib/model";
-import { drawOverlay, overlayStyle } from "../lib/overlay";
+import { resolveDisplay, smoothMap } from "../lib/display";
+import { drawImage, drawOverlay, overlayStyle } from "../lib/overlay";
 import { scalarMapOf } from "../lib/scalarmap";
 import { attachStyles } from "../lib/styles";
 
-const TRAITS = ["image", "heatmap", "signed", "title", ...DISPLAY_TRAITS] as const;
+const TRAITS = ["image", "heatmap", "signed", "title", "quantity", ...DISPLAY_TRAITS] as const;
 
 function render({ model, el }: RenderProps<HeatmapTraits>): () => void {
   attachStyles(el);
   const title = h("div", "xw-title");
   const canvas = h("canvas", "xw-heatmap-canvas", { role: "img" });
+  const photo = h("canvas", "xw-photo-canvas", { role: "img", "aria-label": "input image" });
+  photo.hidden = true;
   const error = h("div", "xw-error");
   const legend = createLegend();
   const display: AnyModel<DisplayTraits> = model;
   const controls = createControls(display);
   const root = h("div", "xw-widget xw-heatmap-view", {}, [
     title,
-    h("div", "xw-figure", {}, [canvas, legend.el]),
+    h("div", "xw-figure", {}, [h("div", "xw-canvases", {}, [photo, canvas]), legend.el]),
     error,
     controls.el,
   ]);
@@ -49,12 +52,20 @@ function render({ model, el }: RenderProps<HeatmapTraits>): () => void {
       return;
     }
     try {
-      const map = scalarMapOf(dict);
+      const raw = scalarMapOf(dict);
       const imageDict = model.get("image");
-      const image = isArrayDict(imageDict) ? imageOf(imageDict) : null;
-      const style = overlayStyle(map, readDisplay(display), Boolean(model.get("signed")), image !== null);
+      const d = resolveDisplay(readDisplay(display));
+      const photoImage = isArrayDict(imageDict) ? imageOf(imageDict) : null;
+      const image = d.layout === "overlay" ? photoImage : null;
+      const map = smoothMap(raw, d.smoothing);
+      const style = overlayStyle(map, d, Boolean(model.get("signed")), image !== null);
       drawOverlay(canvas, image, map, style);
-      legend.update(style, model.get("clip_percentile"));
+      photo.hidden = !(d.layout === "side" && photoImage);
+      if (!photo.hidden && photoImage) drawImage(photo, photoImage);
+      legend.update(style, d.clip_percentile, {
+        quantity: model.get("quantity") || undefined, range: [raw.min, raw.max],
+        smoothingPx: map === raw ? 0 : d.smoothing * Math.max(raw.width, raw.height),
+      });
       legend.el.hidden = false;
       root.dataset.state = "ok";
     } catch (e) {

@@ -18,7 +18,7 @@ import type { ArrayDict, RenderProps } from "../lib/model";
 import { maxAbs, signedRGBA, signOf } from "../lib/signed";
 import { createSignedLegend } from "../lib/signedlegend";
 import { attachTextStyles } from "../lib/textstyles";
-import { textSegments, topFeatures } from "../lib/tokens";
+import { positionedLabels, textSegments, topFeatures } from "../lib/tokens";
 import { createTooltip } from "../lib/tooltip";
 
 export interface LevelPayload {
@@ -159,7 +159,8 @@ function render({ model, el }: RenderProps<TokenTraits>): () => void {
       const k = Math.max(0, Math.min(model.get("top_k") ?? 10, features.length));
       topTitle.hidden = bars.el.hidden = k === 0;
       topTitle.textContent = `Top ${k} ${level === "token" ? "word pieces" : "features"} by |attribution|`;
-      bars.update(order.slice(0, k).map((i) => ({ index: i, label: features[i], value: values[i] })), clip, signed);
+      const labels = positionedLabels(features);
+      bars.update(order.slice(0, k).map((i) => ({ index: i, label: labels[i], value: values[i] })), clip, signed);
       root.dataset.state = "ok";
     } catch (e) {
       root.dataset.state = "error";
