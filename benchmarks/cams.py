@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from _device import add_device_argument, clock, describe, resolve_device
 
 import xaiwidgets as xw
 import xaiwidgets.methods.cam  # registers the CAM family
@@ -31,9 +31,9 @@ SIZE = {"ablationcam": 112}
 def median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -45,12 +45,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--slow-batch", type=int, nargs="*", default=[1])
     parser.add_argument("--methods", nargs="*", default=list(PEER))
+    add_device_argument(parser)
     args = parser.parse_args()
 
     classifier = xw.demo.imagenet_classifier()
-    model = classifier.model
+    model = classifier.model.to(resolve_device(args.device))
     image = classifier.preprocess(xw.demo.load_image("chelsea"))
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, {describe(image.device)}")
     print(f"{'method':<20}{'batch':>6}{'ours s':>10}{'peer s':>10}{'ours/peer':>11}")
     for method in args.methods:
         slow = method in ("scorecam", "ablationcam")
@@ -59,7 +60,7 @@ def main() -> None:
         name = LAYER.get(method, "_conv_head")
         layer = dict(model.named_modules())[name]
         for n in batches:
-            x = image.expand(n, -1, -1, -1).contiguous() + 0.01 * torch.randn(n, *image.shape[1:])
+            x = image.expand(n, -1, -1, -1).contiguous() + 0.01 * torch.randn(n, *image.shape[1:], device=image.device)
             if method in SIZE:
                 x = torch.nn.functional.interpolate(x, size=SIZE[method], mode="bilinear", antialias=True)
             target = classifier.probabilities(x).argmax(1)

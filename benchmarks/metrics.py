@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from _device import add_device_argument, clock, describe, resolve_device
 
 import xaiwidgets as xw
 from xaiwidgets.metrics import deletion, pixel_flipping
@@ -37,6 +37,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--images", type=int, default=1, help="images per call (copies of 'chelsea'; default 1)")
     p.add_argument("--reps", type=int, default=3, help="alternating timed runs per side (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    add_device_argument(p)
     return p.parse_args()
 
 
@@ -46,9 +47,9 @@ def interleaved(ours: Callable[[], object], peer: Callable[[], object], reps: in
     t_ours, t_peer = [], []
     for _ in range(reps):
         for fn, out in ((ours, t_ours), (peer, t_peer)):
-            start = time.perf_counter()
+            start = clock()
             fn()
-            out.append(time.perf_counter() - start)
+            out.append(clock() - start)
     return t_ours, t_peer
 
 
@@ -65,11 +66,12 @@ def main() -> None:
     import quantus
 
     clf = xw.demo.imagenet_classifier()
-    model = clf.model.eval()
+    device = resolve_device(args.device)
+    model = clf.model.eval().to(device)
     x = clf.preprocess(xw.demo.load_image("chelsea")).repeat(args.images, 1, 1, 1)
     saliency = xw.attribute(clf, x, "saliency")
     target = saliency.target
-    a = saliency.values + 1e-9 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))  # no ties
+    a = saliency.values + 1e-9 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0)).to(device)  # no ties
     step = 1568  # divides 224 * 224; 150528 / 1568 = 96 steps
 
     def ours() -> np.ndarray:
@@ -79,11 +81,12 @@ def main() -> None:
     def peer() -> np.ndarray:
         metric = quantus.PixelFlipping(features_in_step=step, normalise=False, perturb_baseline=0.0,
                                        disable_warnings=True)
-        return np.asarray(metric(model=model, x_batch=x.numpy(), y_batch=target.numpy(), a_batch=a.numpy(),
-                                 softmax=True, device="cpu", channel_first=True, batch_size=64))
+        return np.asarray(metric(model=model, x_batch=x.cpu().numpy(), y_batch=target.cpu().numpy(),
+                                 a_batch=a.cpu().numpy(), softmax=True, device=str(device), channel_first=True,
+                                 batch_size=64))
 
     diff = np.abs(ours()[:, 1:] - peer()).max()
-    print(f"EfficientNet-Lite0 224x224, {args.images} image(s), torch threads {torch.get_num_threads()}, "
+    print(f"EfficientNet-Lite0 224x224, {args.images} image(s), {describe(device)}, "
           f"{args.reps} alternating runs; max |ours - quantus| over the curve: {diff:.2e}")
     t_ours, t_peer = interleaved(ours, peer, args.reps)
     row("pixel flipping, 96 steps of 1568 elements", t_ours, t_peer)

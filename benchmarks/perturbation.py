@@ -27,12 +27,12 @@ import argparse
 import contextlib
 import io
 import statistics
-import time
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from _device import clock
 
 import xaiwidgets as xw
 import xaiwidgets.methods.perturbation  # registers the methods
@@ -59,9 +59,9 @@ def interleaved(ours: Callable[[], object], peer: Callable[[], object], reps: in
     t_ours, t_peer = [], []
     for _ in range(reps):
         for fn, out in ((ours, t_ours), (peer, t_peer)):
-            start = time.perf_counter()
+            start = clock()
             fn()
-            out.append(time.perf_counter() - start)
+            out.append(clock() - start)
     return t_ours, t_peer
 
 
@@ -203,18 +203,18 @@ def overhead(n: int, reps: int) -> None:
 
     class Trivial(torch.nn.Module):
         def forward(self, t: torch.Tensor) -> torch.Tensor:
-            start = time.perf_counter()
+            start = clock()
             s = t.mean(dim=tuple(range(1, t.dim())))
             out = torch.stack([s, 2 * s], 1)
-            clock.seconds += time.perf_counter() - start
+            clock.seconds += clock() - start
             clock.calls += t.shape[0]
             return out
 
     def trivial_np(images: np.ndarray) -> np.ndarray:
-        start = time.perf_counter()
+        start = clock()
         a = np.asarray(images).reshape(len(images), -1).mean(1)
         out = np.stack([a, 2 * a], 1)
-        clock.seconds += time.perf_counter() - start
+        clock.seconds += clock() - start
         clock.calls += len(images)
         return out
 
@@ -224,21 +224,21 @@ def overhead(n: int, reps: int) -> None:
         """Overhead per sample of ``repeat`` back-to-back runs of ``fn``, in seconds (the same ``samples`` on
         both sides: ours evaluates each repeated coalition once, so per model evaluation would flatter shap)."""
         clock.reset()
-        start = time.perf_counter()
+        start = clock()
         for _ in range(repeat):
             fn()
-        return (time.perf_counter() - start - clock.seconds) / (samples * repeat)
+        return (clock() - start - clock.seconds) / (samples * repeat)
 
     def measure(name: str, ours: Callable[[], object], peer: Callable[[], object], samples: int = n) -> None:
         # warm up, then repeat the faster side so both timed stretches last about as long: a busy machine
         # preempts for whole time slices, which would hit a 3 ms run as a 2x and a 40 ms run as a 1.1x
         per_sample(ours, samples), per_sample(peer, samples)
-        start = time.perf_counter()
+        start = clock()
         ours()
-        t_ours = time.perf_counter() - start
-        start = time.perf_counter()
+        t_ours = clock() - start
+        start = clock()
         peer()
-        t_peer = time.perf_counter() - start
+        t_peer = clock() - start
         k_ours, k_peer = max(1, round(t_peer / t_ours)), max(1, round(t_ours / t_peer))
         t_o, t_p = [], []
         for _ in range(reps):

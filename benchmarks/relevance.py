@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 import types
 import warnings
 
 import torch
 import torchvision
+from _device import add_device_argument, clock, describe, resolve_device
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
@@ -30,9 +30,9 @@ def median_time(fn, repeats: int) -> float:
     fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -80,7 +80,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--only", nargs="*", default=None, help="method labels to run (default: all)")
+    add_device_argument(parser)
     args = parser.parse_args()
+    device = resolve_device(args.device)
     import zennit.composites as zc
     import zennit.rules as zr
     import zennit.types as zt
@@ -89,7 +91,7 @@ def main() -> None:
     from zennit.layer import Sum
     from zennit.torchvision import ResNetCanonizer
 
-    model = resnet()
+    model = resnet().to(device)
     cmodel = captum_resnet(model)
 
     def uniform(rule):
@@ -112,7 +114,7 @@ def main() -> None:
         ("lrp_composite", {"composite": "EpsilonGammaBox", "low": -3.0, "high": 3.0},
          lambda: zc.EpsilonGammaBox(low=-3.0, high=3.0, canonizers=[ResNetCanonizer()])),
     ]
-    print(f"torch threads: {torch.get_num_threads()}; ResNet-18, 224x224, median of {args.repeats}")
+    print(f"{describe(device)}; ResNet-18, 224x224, median of {args.repeats}")
     print(f"{'method':<34}{'batch':>6}{'ours s':>9}{'peer s':>9}{'ours/peer':>11}  peer")
     only = set(args.only) if args.only else None
 
@@ -120,7 +122,7 @@ def main() -> None:
         return only is None or label in only
 
     for batch in args.batches:
-        x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
         with torch.no_grad():
             target = model(x).argmax(1)
         for name, params, factory in lrp_cases:
@@ -141,7 +143,7 @@ def main() -> None:
                                                 progress=False), args.repeats)
         peer = median_time(lambda: DeepLift(cmodel).attribute(x, base, target=target), args.repeats)
         print(f"{'deeplift':<34}{batch:>6}{ours:>9.3f}{peer:>9.3f}{ours / peer:>11.2f}  captum 0.9.0")
-        background = torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+        background = torch.randn(4, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(device)
         ours = median_time(lambda: xw.attribute(model, x, method="deepshap", background=background, target=target,
                                                 progress=False), args.repeats)
         peer = median_time(lambda: DeepLiftShap(cmodel).attribute(x, background, target=target), args.repeats)

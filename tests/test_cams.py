@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -171,15 +172,36 @@ def test_scorecam_definition_with_constant_channels(tiny_cnn):
 
 
 def test_eigencam_orientation(resnet18, small_input):
+    """The map correlates positively with the activation vector's length at each position."""
     a = xw.attribute(resnet18, small_input, method="eigencam", layer="layer3", relu=False, progress=False)
     with torch.no_grad():
         store = {}
         h = resnet18.layer3.register_forward_hook(lambda m, i, o: store.setdefault("a", o))
         resnet18(small_input)
         h.remove()
-    channel_sum = store["a"].sum(1)
+    norm = store["a"].norm(dim=1)
     for i in range(2):
-        assert float(((a.raw[i, 0] - a.raw[i, 0].mean()) * (channel_sum[i] - channel_sum[i].mean())).sum()) > 0
+        assert float(((a.raw[i, 0] - a.raw[i, 0].mean()) * (norm[i] - norm[i].mean())).sum()) > 0
+
+
+def test_eigencam_on_a_pre_activation_layer_highlights_the_cat(effnet, chelsea):
+    """EfficientNet-Lite0's ``_conv_head`` is a convolution before batch norm and ReLU6. There the channel
+    sum of the output is anti-correlated with the map (a channel-sum orientation kept the photo's border);
+    oriented by the activations' length the map agrees with Grad-CAM at the same layer (which finds the
+    cat) and is higher inside than on the border."""
+    pre = xw.attribute(effnet, chelsea, method="eigencam", layer="_conv_head", relu=False, progress=False).raw
+    gradcam = xw.attribute(effnet, chelsea, method="gradcam", layer="_conv_head", progress=False).raw
+    assert np.corrcoef(pre.flatten().numpy(), gradcam.flatten().numpy())[0, 1] > 0.5
+    m = pre[0, 0]
+    border = torch.cat([m[0], m[-1], m[1:-1, 0], m[1:-1, -1]])
+    assert float(m[1:-1, 1:-1].mean()) > 0 > float(border.mean())
+    store = {}
+    h = effnet.model._conv_head.register_forward_hook(lambda _m, _i, o: store.setdefault("a", o.detach()))
+    with torch.no_grad():
+        effnet.model(chelsea)
+    h.remove()
+    channel_sum = store["a"][0].sum(0)
+    assert float(((m - m.mean()) * (channel_sum - channel_sum.mean())).sum()) < 0  # the old rule's failure
 
 
 def test_aug_smooth_is_mean_of_six_deaugmented_maps(tiny_cnn):

@@ -12,17 +12,17 @@ EfficientNet-Lite0 (ImageNet weights) on the real 'chelsea' photo at 224 (layer 
 on ``_blocks.7`` (80 channels) and Ablation-CAM on ``_bn1`` at 112x112 to keep the peer's 1280 full
 reruns affordable).
 
-Expected differences: EigenCAM/EigenGradCAM's SVD sign is arbitrary in the peer; we orient it to
-correlate with the channel sum, so the raw maps agree up to a sign per image and the scaled maps are
-compared with the peer's projection given our orientation (their code otherwise). Score-CAM: same
-masks (align_corners=True) and softmax; its raw map is compared at rtol 1e-4 because the masked
-scores come from batches of other sizes (float32 summation order inside the convolutions). Ablation-CAM sets ablated
-channels to 0 as the paper; the peer does so only when the layer's minimum is 0 (``layer4`` of the
-ResNet is post-ReLU), so on EfficientNet's ``_bn1`` the oracle is the peer's AblationCAM with an
-``AblationLayer`` that always zeroes. ``cam``: pytorch-grad-cam has no plain CAM; its GradCAM on a
-GAP + linear head at the pooled layer equals CAM / (h*w) (the mean of the gradients is W[c] / (h*w)),
-used as the oracle on the ResNet; on EfficientNet, whose pooled map is the output of a shared
-functional ReLU6 (no module outputs it), the oracle is the definition W[c] . extract_features(x).
+Expected differences: EigenCAM/EigenGradCAM's SVD sign is arbitrary in the peer; we orient it (EigenCAM by the
+activations' length, EigenGradCAM by the channel sum: docs/differences.md), so the raw maps agree up to a sign
+per image and the scaled maps are compared with the peer's projection given our orientation (their code
+otherwise). Score-CAM: same masks (align_corners=True) and softmax; its raw map is compared at rtol 1e-4
+because the masked scores come from batches of other sizes (float32 summation order inside the convolutions).
+Ablation-CAM sets ablated channels to 0 as the paper; the peer does so only when the layer's minimum is 0
+(``layer4`` of the ResNet is post-ReLU), so on EfficientNet's ``_bn1`` the oracle is the peer's AblationCAM
+with an ``AblationLayer`` that always zeroes. ``cam``: pytorch-grad-cam has no plain CAM; its GradCAM on a GAP
++ linear head at the pooled layer equals CAM / (h*w) (the mean of the gradients is W[c] / (h*w)), used as the
+oracle on the ResNet; on EfficientNet, whose pooled map is the output of a shared functional ReLU6 (no module
+outputs it), the oracle is the definition W[c] . extract_features(x).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def first_conv_channels(model: object) -> int | None:
     return None
 
 
-def _model_dtype(model: object) -> torch.dtype | None:
+def model_dtype(model: object) -> torch.dtype | None:
     """The floating dtype of the model's first floating parameter (None for callables without one)."""
     if isinstance(model, nn.Module):
         for tensor in model.parameters():
@@ -48,7 +48,7 @@ def as_batch(inputs: object, model: object = None, *, device: torch.device | Non
             f"inputs have dtype {inputs.dtype}; gradients need floating point inputs. Convert with "
             ".float() (and normalise images as the model expects)"
         )
-    dtype = _model_dtype(model)
+    dtype = model_dtype(model)
     if dtype is not None and inputs.dtype != dtype:
         inputs = inputs.to(dtype)  # numpy images are float64; the model's layers need their own dtype
     channels = first_conv_channels(model)

@@ -10,6 +10,8 @@ from typing import Any
 import anywidget
 import traitlets
 
+from .fallback import fallback_png
+
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 
 
@@ -92,10 +94,7 @@ class PngFallbackWidget(anywidget.AnyWidget):
     def _repr_mimebundle_(self, **kwargs: Any):
         result = super()._repr_mimebundle_(**kwargs)
         data, metadata = result if isinstance(result, tuple) else (result, {})
-        try:
-            png = self._fallback_png()
-        except Exception:  # a fallback must never break display
-            png = None
+        png = fallback_png(self)  # None when it fails: a fallback must never break display
         if png:
             data = dict(data)
             data["image/png"] = base64.b64encode(png).decode("ascii")

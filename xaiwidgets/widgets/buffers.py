@@ -38,6 +38,30 @@ def image_payload(image: Any) -> dict[str, Any]:
     return array_payload(arr)
 
 
+#: the longest side of an image or map sent to the browser; larger inputs are shown downscaled
+MAX_DISPLAY_SIDE = 1024
+
+
+def display_shape(shape: tuple[int, ...], max_side: int = MAX_DISPLAY_SIDE) -> tuple[int, int]:
+    """``(H, W)`` of ``shape[:2]`` scaled down (aspect kept) so that neither side exceeds ``max_side``."""
+    h, w = int(shape[0]), int(shape[1])
+    scale = min(1.0, max_side / max(h, w, 1))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def fit_display(array: Any, size: tuple[int, int]) -> np.ndarray:
+    """A ``(H, W)`` map or ``(H, W, 3)`` uint8 image resampled to ``size`` (antialiased bilinear, so a
+    downscaled map keeps local means); returned unchanged when it already has that size."""
+    arr = _to_numpy(array)
+    if tuple(arr.shape[:2]) == tuple(size):
+        return arr
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    t = t[None, None] if arr.ndim == 2 else t.permute(2, 0, 1)[None]
+    t = torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+    out = t[0, 0].numpy() if arr.ndim == 2 else t[0].permute(1, 2, 0).numpy()
+    return out.round().clip(0, 255).astype(np.uint8) if arr.dtype == np.uint8 else out.astype(np.float32)
+
+
 def value_range(values: np.ndarray, signed: bool) -> tuple[float, float]:
     """``(vmin, vmax)`` of a map: symmetric around zero when ``signed``."""
     finite = values[np.isfinite(values)]

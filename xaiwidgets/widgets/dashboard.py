@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ from ..methods.base import Method
 from ..methods.cam.layers_list import spatial_layers
 from ..methods.registry import available, get_method
 from .base import PngFallbackWidget, ViewOptions, esm
-from .buffers import heatmap_payload, image_payload
+from .buffers import display_shape, fit_display, heatmap_payload, image_payload
 from .cache import ResultCache, params_key
 from .fallback import render_png
 from .jobs import CancellableJob, wait_or_cancel
@@ -46,7 +47,9 @@ from .scrubber import (
 )
 
 DEFAULT_METHODS = ("saliency", "input_x_gradient", "gradcam")
-MAP_CACHE_SIZE = 128  # heatmaps kept (a 224x224 map is 0.2 MB)
+MAP_CACHE_SIZE = 128  # heatmaps kept (a 224x224 map is 0.2 MB; at most 1024 px a side, 4 MB)
+#: inputs above this many pixels cost each method a multiple of a 224x224 pass: ``explain`` warns
+LARGE_INPUT_PIXELS = 1024 * 1024
 FRAMES_CACHE_SIZE = 4  # scrubber frame dicts kept (each up to frame_budget bytes)
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -191,6 +194,8 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         self._layers_done = False
         predictions = classifier.top_k(inputs, top_k)[0]
         display = classifier.to_display(inputs)[0]
+        # what goes to the browser (and the map cache) is at most MAX_DISPLAY_SIDE a side
+        display = fit_display(display, display_shape(display.shape))
         self._display = display
         first = predictions[0]["index"] if target is None else int(target)
         params = {**{m: dict(p) for m, p in DASHBOARD_PARAMS.items() if m in methods}, **(params or {})}
@@ -364,7 +369,9 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
 
     def result(self, method: str, target: int | None = None, params: dict[str, Any] | None = None) -> np.ndarray | None:
         """The cached ``(H, W)`` map of ``method`` for ``target`` and ``params`` (by default the current
-        class and the method's current parameters); None when it was not computed."""
+        class and the method's current parameters); None when it was not computed. Inputs larger than
+        ``MAX_DISPLAY_SIDE`` (1024 px) a side are explained at full size but shown, cached and returned
+        here downscaled to the display image's size."""
         target = self.target if target is None else int(target)
         params = self.method_params.get(method, {}) if params is None else params
         entry = self._cache.get(self._key(method, target, params))
@@ -464,7 +471,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
                                                         error=f"{type(exc).__name__}: {exc}"))
                     self.progress = (i + 1) / len(methods)
                     continue
-                values = result.heatmap()[0]
+                values = fit_display(result.heatmap()[0], self._display.shape[:2])
                 signed = bool(result.signed and (values < 0).any())
                 layer = _layer_name(result.extras.get("layer"))
                 cached = (values, signed, time.perf_counter() - start, layer, result_notes(result))
@@ -597,6 +604,22 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         return render_png(self._display, panels, caption=f"explaining: {label}", **self.view_options())
 
 
+def _warn_if_large(inputs: torch.Tensor, adapter: ImageClassifier) -> None:
+    """Warn (once per call) when the model is fed a very large image: nothing resized it."""
+    h, w = int(inputs.shape[-2]), int(inputs.shape[-1])
+    if inputs.dim() != 4 or h * w <= LARGE_INPUT_PIXELS:
+        return
+    cost = h * w / (224 * 224)
+    how = ("wrap the model in xw.ImageClassifier(model, input_size=..., mean=..., std=...) or pass preprocess="
+           if adapter.input_size is None else "resize the image first")
+    warnings.warn(
+        f"the model gets the image at its full size, {w}x{h} ({h * w / 1e6:.1f} MP): each method costs about "
+        f"{cost:.0f}x a 224x224 pass (and memory to match); the display is downscaled to at most 1024 px. "
+        f"To explain it at the model's usual size, {how}",
+        UserWarning, stacklevel=3,
+    )
+
+
 def explain(
     model: Any,
     image: Any,
@@ -633,6 +656,7 @@ def explain(
         inputs = adapter.preprocess(image)
     if inputs.shape[0] != 1:
         raise ValueError(f"explain() takes one image; got a batch of {inputs.shape[0]}")
+    _warn_if_large(inputs, adapter)
     dashboard = ExplainDashboard(adapter, inputs, methods, target=target, top_k=top_k, params=params, **options)
     dashboard.compute(wait=wait)  # a KeyboardInterrupt while waiting cancels the computation
     return dashboard

@@ -22,6 +22,8 @@ from typing import Any
 
 import anywidget
 
+from .fallback import fallback_png
+
 # ipywidgets' own traits that a view never reads (``layout`` is a reference to another widget model)
 _SKIP = frozenset({
     "_esm", "_css", "_anywidget_id", "_dom_classes", "_model_module", "_model_module_version", "_model_name",
@@ -185,11 +187,7 @@ def _json_for_script(value: Any) -> str:
 
 
 def _fallback_img(widget: Any) -> str:
-    fallback = getattr(widget, "_fallback_png", None)
-    try:
-        png = fallback() if callable(fallback) else None
-    except Exception:  # the static picture is optional, never a reason to fail the export
-        png = None
+    png = fallback_png(widget)  # optional: never a reason to fail the export
     if not png:
         return ""
     b64 = base64.b64encode(png).decode("ascii")

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .colormaps import overlay_rgba
+
+#: text in the static pictures is drawn literally: a label such as "$5 bill" is not mathtext (an unpaired
+#: ``$`` made matplotlib raise and the picture was dropped), and never goes through LaTeX
+_LITERAL_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
+def fallback_png(widget: Any) -> bytes | None:
+    """``widget._fallback_png()`` with text drawn literally; None when it has none or it fails (a static
+    picture is optional: it must never break display or export)."""
+    from matplotlib import rc_context
+
+    render: Callable[[], bytes | None] | None = getattr(widget, "_fallback_png", None)
+    if not callable(render):
+        return None
+    try:
+        with rc_context(_LITERAL_TEXT):
+            return render()
+    except Exception:
+        return None
 
 
 def render_png(

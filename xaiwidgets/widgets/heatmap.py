@@ -8,7 +8,7 @@ import numpy as np
 import traitlets
 
 from .base import PngFallbackWidget, ViewOptions, esm
-from .buffers import heatmap_payload, image_payload
+from .buffers import display_shape, fit_display, heatmap_payload, image_payload
 from .fallback import render_png
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +44,9 @@ class HeatmapView(PngFallbackWidget, ViewOptions):
     ) -> HeatmapView:
         """From a uint8 ``(H, W, 3)`` image (or None) and a float ``(H, W)`` map."""
         values = np.asarray(values, dtype=np.float32)
+        size = display_shape(values.shape)  # a huge input is shown downscaled (image and map alike)
+        values = fit_display(values, size)
+        image = fit_display(image, size) if image is not None else None
         if signed is None:
             signed = bool((values < 0).any() and (values > 0).any())
         return cls(

@@ -110,6 +110,17 @@ export function bandPoints(band: Band, sx: Scale, sy: Scale): string {
   return upper && lower.length ? `${upper} ${lower.join(" ")}` : "";
 }
 
+/**
+ * Where the marker of point `index` of `series` goes, or null when there is no such point or either
+ * coordinate is not finite (a NaN estimate early in a run): the marker is then hidden, never drawn at NaN.
+ */
+export function markerPoint(series: Series, scales: { sx: Scale; sy: Scale }, index: number): { x: number; y: number } | null {
+  if (!(index >= 0 && index < Math.min(series.xs.length, series.ys.length))) return null;
+  const x = scales.sx(series.xs[index]);
+  const y = scales.sy(series.ys[index]);
+  return Number.isFinite(x) && Number.isFinite(y) ? { x, y } : null;
+}
+
 /** The x and y scales of a spec in a box (y grows upwards; 6% headroom). */
 export function plotScales(spec: PlotSpec, box: Box): { sx: Scale; sy: Scale } {
   const xd = spec.xDomain ?? extent(...spec.series.map((s) => s.xs));
@@ -200,18 +211,17 @@ export function createLinePlot(box: Box = { width: 300, height: 150, left: 44, r
 
   function mark(index: number): void {
     if (!current || !scales || current.series.length === 0) return;
-    const first = current.series[0];
-    if (!(index >= 0 && index < Math.min(first.xs.length, first.ys.length))) {
+    const point = markerPoint(current.series[0], scales, index);
+    if (!point) {
       marker.setAttribute("cx", "-10");
       cursor.setAttribute("x1", "-10");
       cursor.setAttribute("x2", "-10");
       return;
     }
-    const x = scales.sx(first.xs[index]);
-    marker.setAttribute("cx", x.toFixed(1));
-    marker.setAttribute("cy", scales.sy(first.ys[index]).toFixed(1));
-    cursor.setAttribute("x1", x.toFixed(1));
-    cursor.setAttribute("x2", x.toFixed(1));
+    marker.setAttribute("cx", point.x.toFixed(1));
+    marker.setAttribute("cy", point.y.toFixed(1));
+    cursor.setAttribute("x1", point.x.toFixed(1));
+    cursor.setAttribute("x2", point.x.toFixed(1));
     el.dataset.marker = String(index);
   }
 
