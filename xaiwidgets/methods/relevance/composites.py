@@ -2,9 +2,11 @@
 
 A :class:`Composite` maps layers to rules by dotted name (first), by "first linear layer" (for the input
 rule), then by type. Element-wise activations get the pass rule, average pooling and canonizer sums the
-norm rule, merged batch norms pass; max pooling, flatten, dropout, padding and identity keep their
-gradient (as in zennit). Any other leaf layer is an error naming the layer, its type and how to extend
-the table (captum's LRP fails silently or cryptically there: its issues #712, #792, #1232).
+norm rule, merged batch norms and layer/group norms pass; max pooling, flatten, dropout, padding and identity
+keep their gradient (as in zennit). Any other leaf is transparent: the operations it performs are
+intercepted and treated by what they compute (:mod:`.ops`), and the conservation guard (:mod:`.guard`)
+names the module where relevance is not conserved (captum's LRP fails silently or cryptically on unknown
+layers: its issues #712, #792, #1232).
 
 Named composites follow zennit 0.5.1 (Anders et al. 2021, arXiv:2106.13200) and its default parameters:
 ``EpsilonPlusFlat``, ``EpsilonGammaBox``, ``EpsilonAlpha2Beta1``, ``EpsilonPlus``.
@@ -17,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...core.errors import ParameterError
 from ...core.layers import get_layer
@@ -30,6 +33,9 @@ ACTIVATION_TYPES = (
     nn.Hardswish, nn.Hardtanh, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.LogSigmoid, nn.Softsign,
     nn.Tanhshrink, nn.Hardshrink, nn.Softshrink, nn.Threshold,
 )
+#: normalisations that pass relevance unchanged (the identity rule of AttnLRP, Achtibat et al. 2024)
+NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, *(
+    [nn.RMSNorm] if hasattr(nn, "RMSNorm") else []))
 AVGPOOL_TYPES = (
     nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
 )
@@ -119,10 +125,7 @@ class Composite:
                         rule = rule.with_bounds(*bounds)
                     assignment[name] = (child, rule)
                     continue
-                if any(True for _ in child.children()):
-                    visit(name, child)
-                else:
-                    unsupported[name] = (child, unsupported_message(name, child))
+                visit(name, child)
 
         visit("", model)
         return assignment, unsupported
@@ -143,11 +146,19 @@ class Composite:
             return Pass()
         if isinstance(module, (Sum, *AVGPOOL_TYPES)):
             return Norm(self.stabilizer)
-        if isinstance(module, BATCHNORM_TYPES):
+        if isinstance(module, BATCHNORM_TYPES) and type(module).forward is _BatchNorm.forward:
             # merged: the identity; not merged (canonize=False, or no linear layer of its width before it, as
-            # DenseNet's norm1): relevance passes through unchanged, as in zennit's composites
+            # DenseNet's norm1): relevance passes through unchanged, as in zennit's composites. A subclass that
+            # does more (timm's BatchNormAct2d) is transparent: its F.batch_norm passes (ops.py), its
+            # activation child gets its own rule.
+            return Pass()
+        if isinstance(module, NORM_TYPES):
             return Pass()
         if isinstance(module, GRADIENT_TYPES):
+            return _GRADIENT
+        if not any(True for _ in module.children()):
+            # any other leaf is transparent: the operations it performs are treated by what they compute
+            # (ops.py), and the conservation guard names it if relevance is not conserved there
             return _GRADIENT
         return None
 
@@ -159,16 +170,6 @@ def _resolve(rule: RuleLike) -> Rule | None:
 def _type_name(module: nn.Module) -> str:
     kind = type(module)
     return kind.__name__ if kind.__module__.startswith("torch.nn") else f"{kind.__module__}.{kind.__qualname__}"
-
-
-def unsupported_message(name: str, module: nn.Module) -> str:
-    kind = type(module).__name__
-    return (
-        f"LRP has no rule for layer {name!r} of type {_type_name(module)}. Extend the rule table with "
-        f"rules={{{name!r}: 'epsilon'}} (by dotted name) or rules={{{kind}: 'pass'}} (by type; names win "
-        f"over types); rule names: {', '.join(sorted(set(RULES)))}, a Rule instance, or None for the plain "
-        "gradient (right for layers that only move values, e.g. reshapes)."
-    )
 
 
 def split_mapping(rules: Mapping[Any, RuleLike]) -> tuple[dict[str, RuleLike], list[tuple[type, RuleLike]]]:

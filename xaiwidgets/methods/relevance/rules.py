@@ -208,16 +208,31 @@ def _first_grad(xs: list[Tensor], gs: list[Tensor]) -> Tensor:
     return gs[0]
 
 
+def _safe_divide(r: Tensor, z: Tensor) -> Tensor:
+    """``r / z``, and 0 where ``z = 0`` (LRP-0: a neuron with no input passes no relevance)."""
+    zero = z == 0
+    return torch.where(zero, torch.zeros_like(r), r / torch.where(zero, torch.ones_like(z), z))
+
+
 class Epsilon(Rule):
-    """LRP-epsilon: ``R_i = sum_j x_i w_ij / (z_j + eps sign(z_j)) R_j`` (Bach et al. 2015)."""
+    """LRP-epsilon: ``R_i = sum_j x_i w_ij / (z_j + eps sign(z_j)) R_j`` (Bach et al. 2015).
+
+    ``epsilon = 0`` is LRP-0 (:class:`Zero`): where ``z_j = 0`` the neuron passes no relevance, where a plain
+    division would give 0/0 = NaN (zennit's ``Epsilon(0)`` returns NaN there)."""
 
     name = "epsilon"
 
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = float(epsilon)
-        super().__init__(
-            [Term()], lambda r, zs, y: [r / stabilise(zs[0], self.epsilon)], _first_product
-        )
+        if self.epsilon < 0 or self.epsilon != self.epsilon:
+            raise ParameterError(f"epsilon must be >= 0; got {epsilon}")
+
+        def mapper(r: Tensor, zs: list[Tensor], y: Tensor) -> list[Tensor]:
+            if self.epsilon == 0:
+                return [_safe_divide(r, zs[0])]
+            return [r / stabilise(zs[0], self.epsilon)]
+
+        super().__init__([Term()], mapper, _first_product)
 
     def __repr__(self) -> str:
         return f"Epsilon(epsilon={self.epsilon:g})"
@@ -229,11 +244,7 @@ class Zero(Rule):
     name = "zero"
 
     def __init__(self) -> None:
-        def mapper(r: Tensor, zs: list[Tensor], y: Tensor) -> list[Tensor]:
-            z = zs[0]
-            return [torch.where(z == 0, torch.zeros_like(r), r / torch.where(z == 0, torch.ones_like(z), z))]
-
-        super().__init__([Term()], mapper, _first_product)
+        super().__init__([Term()], lambda r, zs, y: [_safe_divide(r, zs[0])], _first_product)
 
 
 class Norm(Rule):
