@@ -2,11 +2,13 @@
 
 A :class:`Composite` maps layers to rules by dotted name (first), by "first linear layer" (for the input
 rule), then by type. Element-wise activations get the pass rule, average pooling and canonizer sums the
-norm rule, merged batch norms and layer/group norms pass; max pooling, flatten, dropout, padding and identity
-keep their gradient (as in zennit). Any other leaf is transparent: the operations it performs are
-intercepted and treated by what they compute (:mod:`.ops`), and the conservation guard (:mod:`.guard`)
-names the module where relevance is not conserved (captum's LRP fails silently or cryptically on unknown
-layers: its issues #712, #792, #1232).
+norm rule, layer/group norms pass; max pooling, flatten, dropout, padding and identity keep their gradient
+(as in zennit). Batch norms are transparent: merged, they are the identity; not merged (DenseNet's
+``norm1``, a RepVGG identity branch), ``F.batch_norm`` with running statistics is explained as the affine
+map it is, by the epsilon rule (:mod:`.ops`; zennit passes relevance through them). Any other leaf is
+transparent too: the operations it performs are intercepted and treated by what they compute, and the
+conservation guard (:mod:`.guard`) names the module where relevance is not conserved (captum's LRP fails
+silently or cryptically on unknown layers: its issues #712, #792, #1232).
 
 Named composites follow zennit 0.5.1 (Anders et al. 2021, arXiv:2106.13200) and its default parameters:
 ``EpsilonPlusFlat``, ``EpsilonGammaBox``, ``EpsilonAlpha2Beta1``, ``EpsilonPlus``.
@@ -19,12 +21,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from ...core.errors import ParameterError
 from ...core.layers import get_layer
-from .canonizers import BATCHNORM_TYPES, Sum
-from .rules import RULES, AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, ZBox, ZPlus, as_rule
+from .canonizers import Sum
+from .rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, ZBox, ZPlus, as_rule
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 LINEAR_TYPES = (*CONV_TYPES, nn.Linear)
@@ -146,12 +147,6 @@ class Composite:
             return Pass()
         if isinstance(module, (Sum, *AVGPOOL_TYPES)):
             return Norm(self.stabilizer)
-        if isinstance(module, BATCHNORM_TYPES) and type(module).forward is _BatchNorm.forward:
-            # merged: the identity; not merged (canonize=False, or no linear layer of its width before it, as
-            # DenseNet's norm1): relevance passes through unchanged, as in zennit's composites. A subclass that
-            # does more (timm's BatchNormAct2d) is transparent: its F.batch_norm passes (ops.py), its
-            # activation child gets its own rule.
-            return Pass()
         if isinstance(module, NORM_TYPES):
             return Pass()
         if isinstance(module, GRADIENT_TYPES):

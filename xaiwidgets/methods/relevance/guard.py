@@ -60,12 +60,16 @@ class Ledger:
         self._calls: dict[str, int] = {}
         self._parts: list[Tensor] = []
 
-    def record(self, name: str, upper: Tensor, lower: Tensor) -> None:
-        self._parts.append(torch.stack([upper.sum() - lower.sum(), upper.abs().sum()]).detach())
+    def record(self, name: str, upper: Tensor, lower: Tensor | list[Tensor]) -> None:
+        """One rule's step: ``upper`` relevance at its output, ``lower`` at its input(s)."""
+        lowers = lower if isinstance(lower, list) else [lower]
+        handed_on = sum((t.sum() for t in lowers), upper.new_zeros(()))
+        self._parts.append(torch.stack([upper.sum() - handed_on, upper.abs().sum()]).detach())
         if self.per_layer:
             self._calls[name] = self._calls.get(name, 0) + 1
             key = name if self._calls[name] == 1 else f"{name}[{self._calls[name]}]"
-            self.layers[key] = lower.detach().flatten(1).sum(1)
+            n = upper.shape[0] if upper.dim() else 1
+            self.layers[key] = sum(t.detach().reshape(n, -1).sum(1) for t in lowers if t.numel() % n == 0)
 
     def close(self) -> None:
         if self._parts:
@@ -244,7 +248,7 @@ def _deeplift_kind(func: Any, args: tuple, kwargs: dict) -> str | None:
     if not tensors:
         return None
     if table is MUL or table is MATMUL:
-        flagged = len(tensors) >= 2
+        flagged = len(tensors) > 2  # two: DeepLIFT's product rule (ops._Bilinear)
     elif table is DIV:
         flagged = len(tensors) >= 2 or slots[0] != ("a", 0)
     else:

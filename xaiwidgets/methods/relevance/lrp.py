@@ -24,11 +24,11 @@ from torch import nn
 from ...core.attribution import Attribution
 from ...core.errors import ModelError, ParameterError
 from ...core.progress import Progress
+from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores
 from ..base import Method
 from ..registry import register
-from ...core.state import frozen_parameters
 from .canonizers import Canonizer, canonized
 from .composites import COMPOSITE_NAMES, Composite, make_composite, uniform
 from .guard import Ledger, check_mode, describe, locate, report, verdict

@@ -18,15 +18,18 @@ the forward pass, whatever module performs them. Each gets the relevance rule of
 - **attention**: softmax outputs are treated as constants where they weigh values (``attn @ v``, and the
   whole of ``F.scaled_dot_product_attention``): all relevance goes to the values (CP-LRP, Ali et al. 2022,
   arXiv:2202.07304).
-- **element-wise activations and norms** pass relevance unchanged (as zennit's ``Pass`` on activations and
-  batch norms; the identity rule of AttnLRP for layer norms).
+- **element-wise activations and norms** pass relevance unchanged (as zennit's ``Pass`` on activations; the
+  identity rule of AttnLRP for layer norms), except a batch norm with running statistics that was not merged
+  into a layer before it: that is an affine map and gets the epsilon rule like one (zennit passes it).
 
 Operations not listed keep their gradient; the ones that move values without scaling them (reshapes,
 slicing, concatenation, max pooling, padding) conserve relevance that way. Everything else is caught by the
 conservation guard (:mod:`.guard`).
 
-DeepLIFT uses the same interception for element-wise nonlinearities only: each gets the rescale rule,
-whatever module (or none) calls it.
+DeepLIFT uses the same interception: every element-wise nonlinearity gets the rescale rule, whatever
+module (or none) calls it, and a product of two input-dependent operands (a gate, ``x * sigmoid(x)``
+written out) the exact product rule of :class:`_Bilinear`; other operations keep their gradient (linear
+ones are exact that way, the rest is caught by the summation-to-delta check).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from torch.overrides import TorchFunctionMode
 from .rules import stabilise
 
 Tensor = torch.Tensor
-Recorder = Callable[[str, Tensor, Tensor], None]
+Recorder = Callable[[str, Tensor, "Tensor | list[Tensor]"], None]
 
 
 def _table(*names: str) -> dict[Any, str]:
@@ -169,8 +172,7 @@ class _Linearised(torch.autograd.Function):
             if grad is not None:
                 out[i] = ctx.weights[i] * tensors[i] * grad
         if ctx.record is not None:
-            lower = sum((o for o in out if o is not None), r.new_zeros(()))
-            ctx.record(ctx.label, r, lower if isinstance(lower, Tensor) else r.new_zeros(()))
+            ctx.record(ctx.label, r, [o for o in out if o is not None])
         return (None, None, None, None, None, *out)
 
 
@@ -233,6 +235,8 @@ class RelevanceOps(TorchFunctionMode):
             if id(tensors[0]) in self.softmax_outputs:
                 self._tag(out)
             return out
+        if name == "batch_norm" and _affine_batch_norm(args, kwargs):
+            kind = "linear"  # running statistics: an affine map, explained as one (epsilon rule, bias absorbs)
         inplace = _inplace(func, name, kwargs)
         plain, plain_kwargs = _outplace(func, name, kwargs) if inplace else (func, kwargs)
         call = _Call(plain, tuple(args), plain_kwargs, slots)
@@ -271,6 +275,13 @@ def _finish(args: tuple, name: str, inplace: bool, out: Tensor) -> Tensor:
     with torch._C.DisableTorchFunction():
         args[0].copy_(out)
     return args[0]
+
+
+def _affine_batch_norm(args: tuple, kwargs: dict) -> bool:
+    """``F.batch_norm(input, running_mean, running_var, weight, bias, training, ...)`` with running stats."""
+    running = args[1] if len(args) > 1 else kwargs.get("running_mean")
+    training = args[5] if len(args) > 5 else kwargs.get("training", False)
+    return running is not None and not training
 
 
 def _name(func: Any) -> str:
@@ -329,8 +340,37 @@ class _Multiplied(torch.autograd.Function):
         return None, None, ctx.backward(_Fn(ctx.call), x, y, grad)
 
 
+def _halves_mean(t: Tensor) -> Tensor:
+    a, b = t.chunk(2)
+    return ((a + b) / 2).repeat(2, *([1] * (t.dim() - 1)))
+
+
+class _Bilinear(torch.autograd.Function):
+    """DeepLIFT for a product of two input-dependent operands on the stacked (inputs, baselines) batch:
+    ``y - y0 = (a - a0) * (b + b0) / 2 + (a + a0) / 2 * (b - b0)`` exactly (for matrix products too), so the
+    multiplier of ``a`` is the product's derivative at the mean of ``b`` and its baseline, and vice versa (the
+    Shapley value of the two-factor product)."""
+
+    @staticmethod
+    def forward(ctx, call: _Call, a: Tensor, b: Tensor) -> Tensor:
+        ctx.call = call
+        ctx.save_for_backward(a, b)
+        with torch.no_grad():
+            return call((a, b))
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        a, b = ctx.saved_tensors
+        with torch.enable_grad():
+            a_, b_ = a.detach().requires_grad_(True), b.detach().requires_grad_(True)
+            (grad_a,) = torch.autograd.grad(ctx.call((a_, _halves_mean(b))), a_, g)
+            (grad_b,) = torch.autograd.grad(ctx.call((_halves_mean(a), b_)), b_, g)
+        return None, grad_a, grad_b
+
+
 class RescaleOps(TorchFunctionMode):
-    """DeepLIFT's rescale rule on every element-wise nonlinearity called during the forward pass."""
+    """DeepLIFT's rescale rule on every element-wise nonlinearity called during the forward pass, and the
+    product rule of :class:`_Bilinear` on products of two input-dependent operands."""
 
     def __init__(self, backward: Callable) -> None:
         super().__init__()
@@ -340,11 +380,21 @@ class RescaleOps(TorchFunctionMode):
         kwargs = kwargs or {}
         try:
             elementwise = func in ELEMENTWISE
+            product = func in MUL or func in MATMUL
         except TypeError:
-            elementwise = False
-        if not elementwise:
+            elementwise = product = False
+        if not (elementwise or product):
             return func(*args, **kwargs)
         slots, tensors = _slots(args, kwargs)
+        if product:
+            if len(tensors) != 2 or any(t.dim() == 0 or t.shape[0] % 2 for t in tensors):
+                return func(*args, **kwargs)
+            name = _name(func)
+            inplace = _inplace(func, name, kwargs)
+            plain, plain_kwargs = _outplace(func, name, kwargs) if inplace else (func, kwargs)
+            pair = [t.clone() for t in tensors] if inplace else tensors
+            out = _Bilinear.apply(_Call(plain, tuple(args), plain_kwargs, slots), *pair)
+            return _finish(args, name, inplace, out)
         if len(tensors) != 1:
             return func(*args, **kwargs)
         name = _name(func)
