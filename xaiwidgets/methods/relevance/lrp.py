@@ -168,7 +168,10 @@ class LRPEpsilon(_LRP):
             raise ParameterError(f"epsilon must be >= 0; got {params['epsilon']}")
 
     def composite(self, params: dict[str, Any]) -> Composite:
-        return uniform(Epsilon(params["epsilon"]), "epsilon")
+        # epsilon = 0 is LRP-0 throughout: pooling layers and intercepted operations divide without a
+        # stabiliser too (0 where z = 0), so that on ReLU networks it equals gradient x input exactly
+        epsilon = float(params["epsilon"])
+        return uniform(Epsilon(epsilon), "epsilon", 1e-6 if epsilon else 0.0)
 
 
 @register

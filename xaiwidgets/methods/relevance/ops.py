@@ -10,7 +10,8 @@ the forward pass, whatever module performs them. Each gets the relevance rule of
   pooling): the epsilon rule applied to the operation, ``R_p = p * J_p^T (R / stab(y))`` for every
   input-dependent operand ``p``. At a residual add this splits ``R`` in proportion to each branch's
   contribution (zennit's merged-residual canonizers, Bach et al. 2015); a constant added (a bias, a position
-  embedding) absorbs its share, a constant factor passes relevance unchanged.
+  embedding) absorbs its share, a constant factor passes relevance unchanged, a constant concatenated (a
+  class token) keeps its share (recorded, as a bias's).
 - **products of two input-dependent operands**: a broadcast factor (a squeeze-excitation gate of shape
   (N, C, 1, 1)) is a gate and gets none (signal-take-all, Arras et al. 2017, arXiv:1706.07206); equal shapes
   share equally (AttnLRP's uniform rule, Achtibat et al. 2024, arXiv:2402.05602); a quotient's denominator
@@ -43,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from .rules import stabilise
+from .rules import divide
 
 Tensor = torch.Tensor
 Recorder = Callable[[str, Tensor, "Tensor | list[Tensor]"], None]
@@ -68,6 +69,8 @@ REDUCE = _table(
     "mean", "sum", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
 )
+#: concatenation with a constant (a class token): the constant's share of relevance is recorded as absorbed
+CONCAT = _table("cat", "concat", "concatenate", "stack", "hstack", "vstack")
 MATMUL = _table("matmul", "__matmul__", "bmm", "einsum")
 SOFTMAX = _table("softmax", "_softmax")
 #: element-wise nonlinearities, by the functional call that computes them (modules call these too)
@@ -148,7 +151,8 @@ def _slots(args: tuple, kwargs: dict) -> tuple[list, list[Tensor]]:
 
 
 class _Linearised(torch.autograd.Function):
-    """Values of ``call``; backward ``R_p = w_p * p * J_p^T (R / stab(y))`` per input-dependent operand."""
+    """Values of ``call``; backward ``R_p = w_p * p * J_p^T (R / stab(y))`` per input-dependent operand
+    (stabiliser 0: LRP-0, see :func:`.rules.divide`)."""
 
     @staticmethod
     def forward(ctx, call: _Call, weights: tuple, stabilizer: float, label: str, record: Recorder | None,
@@ -166,7 +170,7 @@ class _Linearised(torch.autograd.Function):
         with torch.enable_grad():
             xs = [t.detach().requires_grad_(True) for t in tensors]
             y = ctx.call(tuple(xs))
-            g = r / stabilise(y.detach(), ctx.stabilizer)
+            g = divide(r, y.detach(), ctx.stabilizer)
             grads = torch.autograd.grad(y, [xs[i] for i in live], g, allow_unused=True)
         for i, grad in zip(live, grads):
             if grad is not None:
@@ -230,6 +234,11 @@ class RelevanceOps(TorchFunctionMode):
         name = _name(func)
         if name in DIV.values() and len(tensors) == 1 and slots[0] != ("a", 0):
             return func(*args, **kwargs)  # c / x is not linear in x: keeps its gradient (the guard watches)
+        if kind == "concat":
+            parts = args[0] if args else kwargs.get("tensors", ())
+            if all(on_path(t) for t in parts):
+                return func(*args, **kwargs)  # conserves by its gradient
+            kind = "linear"
         if kind == "dropout":
             out = func(*args, **kwargs)
             if id(tensors[0]) in self.softmax_outputs:
@@ -285,7 +294,7 @@ def _affine_batch_norm(args: tuple, kwargs: dict) -> bool:
 
 
 def _name(func: Any) -> str:
-    for table in (ADD, SUB, MUL, DIV, REDUCE, MATMUL, SOFTMAX, ELEMENTWISE, NORMS, SDPA, DROPOUT):
+    for table in (ADD, SUB, MUL, DIV, REDUCE, CONCAT, MATMUL, SOFTMAX, ELEMENTWISE, NORMS, SDPA, DROPOUT):
         if func in table:
             return table[func]
     return getattr(func, "__name__", "op")
@@ -295,6 +304,8 @@ def _kind(func: Any) -> str | None:
     try:
         if func in ADD or func in SUB or func in DIV or func in REDUCE:
             return "linear"
+        if func in CONCAT:
+            return "concat"
         if func in MUL or func in MATMUL:
             return "product"
         if func in ELEMENTWISE:

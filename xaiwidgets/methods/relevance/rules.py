@@ -42,6 +42,15 @@ def stabilise(z: Tensor, epsilon: float) -> Tensor:
     return z + epsilon * ((z == 0).to(z) + z.sign())
 
 
+def divide(r: Tensor, z: Tensor, epsilon: float) -> Tensor:
+    """``r / stabilise(z, epsilon)``; with ``epsilon = 0`` (LRP-0) ``r / z`` and 0 where ``z = 0`` (a neuron
+    with no input passes no relevance, where the plain division gives 0/0 = NaN)."""
+    if epsilon:
+        return r / stabilise(z, epsilon)
+    zero = z == 0
+    return torch.where(zero, torch.zeros_like(r), r / torch.where(zero, torch.ones_like(z), z))
+
+
 def _identity(t: Tensor) -> Tensor:
     return t
 
@@ -208,10 +217,6 @@ def _first_grad(xs: list[Tensor], gs: list[Tensor]) -> Tensor:
     return gs[0]
 
 
-def _safe_divide(r: Tensor, z: Tensor) -> Tensor:
-    """``r / z``, and 0 where ``z = 0`` (LRP-0: a neuron with no input passes no relevance)."""
-    zero = z == 0
-    return torch.where(zero, torch.zeros_like(r), r / torch.where(zero, torch.ones_like(z), z))
 
 
 class Epsilon(Rule):
@@ -227,12 +232,7 @@ class Epsilon(Rule):
         if self.epsilon < 0 or self.epsilon != self.epsilon:
             raise ParameterError(f"epsilon must be >= 0; got {epsilon}")
 
-        def mapper(r: Tensor, zs: list[Tensor], y: Tensor) -> list[Tensor]:
-            if self.epsilon == 0:
-                return [_safe_divide(r, zs[0])]
-            return [r / stabilise(zs[0], self.epsilon)]
-
-        super().__init__([Term()], mapper, _first_product)
+        super().__init__([Term()], lambda r, zs, y: [divide(r, zs[0], self.epsilon)], _first_product)
 
     def __repr__(self) -> str:
         return f"Epsilon(epsilon={self.epsilon:g})"
@@ -244,7 +244,7 @@ class Zero(Rule):
     name = "zero"
 
     def __init__(self) -> None:
-        super().__init__([Term()], lambda r, zs, y: [_safe_divide(r, zs[0])], _first_product)
+        super().__init__([Term()], lambda r, zs, y: [divide(r, zs[0], 0.0)], _first_product)
 
 
 class Norm(Rule):
@@ -254,7 +254,7 @@ class Norm(Rule):
 
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = float(stabilizer)
-        super().__init__([Term()], lambda r, zs, y: [r / stabilise(zs[0], self.stabilizer)], _first_product)
+        super().__init__([Term()], lambda r, zs, y: [divide(r, zs[0], self.stabilizer)], _first_product)
 
 
 class GeneralizedGamma(Rule):
