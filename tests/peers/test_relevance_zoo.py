@@ -10,9 +10,9 @@ Oracles:
   divisions by small pre-activations).
 - **Conservation on bias-free networks** (Bach et al. 2015): with every bias, batch-norm mean/shift, position
   embedding and class token zeroed, nothing may absorb relevance, so ``sum_i R_i = f_t(x)``; float32, the
-  tolerance is 2e-3 of ``max(|f_t(x)|, sum_i |R_i|)`` (LRP-0 divides by pre-activations that nearly cancel, which amplifies
-  float32 rounding; a residual add that is not split doubles relevance, a layer scale taken by its gradient
-  shrinks it by 1e6). Nine architectures: plain CNN, residual, inverted residual with squeeze-excitation
+  tolerance is 2e-3 of ``max(|f_t(x)|, sum_i |R_i|)`` (LRP-0 divides by pre-activations that nearly cancel,
+  which amplifies float32 rounding; a residual add that is not split doubles relevance, a layer scale taken
+  by its gradient shrinks it by 1e6). Nine architectures: plain CNN, residual, inverted residual with squeeze-excitation
   (MobileNetV3, EfficientNet), RepVGG, ConvNeXt, ViT, Swin, and the MobileViT hybrid.
 - **captum 0.9.0 DeepLift** on timm's ResNet-18 (its ReLUs not in place and the stem max-pool an average
   pool, as captum needs, see test_relevance_zennit_captum.py; residual ``+=`` is linear, so captum's gradient

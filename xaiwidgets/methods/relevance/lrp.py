@@ -74,11 +74,12 @@ def propagate(
         raise ModelError("LRP needs a torch.nn.Module (it attaches rules to the model's layers)")
     mode = check_mode(conservation)
     ledger = Ledger(per_layer)
+    recorder = ledger.record if mode != "off" or per_layer else None
     with canonized(model, canonize), frozen_parameters(model):
         assignment, unsupported = composite.assign(model, bounds=bounds)
-        with attached(model, assignment, unsupported=unsupported, record=ledger.record):
+        with attached(model, assignment, unsupported=unsupported, record=recorder):
 
-            def run(record: Callable | None = ledger.record) -> tuple[torch.Tensor, ...]:
+            def run(record: Callable | None = recorder) -> tuple[torch.Tensor, ...]:
                 x = inputs.detach().requires_grad_(True)
                 with torch.enable_grad(), RelevanceOps(composite.stabilizer, record):
                     scores = forward_scores(model, x)
