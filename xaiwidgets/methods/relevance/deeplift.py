@@ -9,8 +9,11 @@
 - ``deepshap``: Lundberg & Lee 2017, "A Unified Approach to Interpreting Model Predictions",
   arXiv:1705.07874: DeepLIFT averaged over a background set (captum's ``DeepLiftShap``).
 
-Only nonlinearities that are modules are rescaled (``torch.relu`` inside ``forward`` keeps its gradient),
-as in captum; unlike captum, modules reused within a forward and in-place ReLUs are fine.
+Every element-wise nonlinearity is rescaled, found by its functional call (``F.gelu``, ``torch.relu``, in
+any module or none) or, for parameter-free modules of unknown classes, by probing (:func:`is_elementwise`);
+products of two input-dependent operands get the exact product rule (:mod:`.ops`). captum rescales only
+modules of six classes. Modules reused within a forward and in-place ReLUs are fine. Summation-to-delta is
+checked on every result (:mod:`.guard`, ``conservation="warn" | "raise" | "off"``).
 """
 
 from __future__ import annotations

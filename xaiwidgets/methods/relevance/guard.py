@@ -63,8 +63,9 @@ class Ledger:
     def record(self, name: str, upper: Tensor, lower: Tensor | list[Tensor]) -> None:
         """One rule's step: ``upper`` relevance at its output, ``lower`` at its input(s)."""
         lowers = lower if isinstance(lower, list) else [lower]
-        handed_on = sum((t.sum() for t in lowers), upper.new_zeros(()))
-        self._parts.append(torch.stack([upper.sum() - handed_on, upper.abs().sum()]).detach())
+        if not (len(lowers) == 1 and lowers[0] is upper):  # a pass rule hands on exactly what it gets
+            handed_on = sum((t.sum() for t in lowers), upper.new_zeros(()))
+            self._parts.append(torch.stack([upper.sum() - handed_on, torch.linalg.vector_norm(upper, 1)]).detach())
         if self.per_layer:
             self._calls[name] = self._calls.get(name, 0) + 1
             key = name if self._calls[name] == 1 else f"{name}[{self._calls[name]}]"

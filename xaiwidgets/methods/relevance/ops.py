@@ -100,7 +100,11 @@ def _outplace(func: Any, name: str, kwargs: dict) -> tuple[Any, dict]:
     if kwargs.get("inplace"):
         return func, {**kwargs, "inplace": False}
     base = name[3:-2] if name.startswith("__i") else name.rstrip("_")
-    return getattr(torch, base, None) or getattr(torch.Tensor, base), kwargs
+    base = {"truediv": "div"}.get(base, base)
+    for owner in (torch, F, torch.Tensor):
+        if getattr(owner, base, None) is not None:
+            return getattr(owner, base), kwargs
+    return func, kwargs  # pragma: no cover - every in-place name in the tables has an out-of-place twin
 
 
 def on_path(t: Any) -> bool:
