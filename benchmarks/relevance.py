@@ -38,9 +38,9 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def resnet() -> nn.Module:
+def resnet(build=torchvision.models.resnet18) -> nn.Module:
     torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
+    model = build(weights=None).eval()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_var.uniform_(0.5, 2.0)
@@ -79,12 +79,7 @@ def captum_lrp(model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch: i
 
 def guard_cost(repeats: int) -> None:
     """The conservation guard's share of an LRP call: ResNet-50 at 224 px, batch 1, checked vs unchecked."""
-    torch.manual_seed(0)
-    model = torchvision.models.resnet50(weights=None).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_var.uniform_(0.5, 2.0)
-            m.running_mean.uniform_(-0.2, 0.2)
+    model = resnet(torchvision.models.resnet50)
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     for name, params in (("lrp_epsilon", {}), ("lrp_composite", {"composite": "EpsilonPlusFlat"})):
         runs = {mode: [] for mode in ("off", "warn")}
@@ -100,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--only", nargs="*", default=None, help="method labels to run (default: all)")
+    parser.add_argument("--only", nargs="*", default=None, help="method labels to run (default: all; 'guard')")
     args = parser.parse_args()
     import zennit.composites as zc
     import zennit.rules as zr
