@@ -1,7 +1,9 @@
 """Benchmark: relevance methods, ours vs zennit (LRP) and captum (LRP where it runs, DeepLift, DeepLiftShap).
 
 Seeded random ResNet-18 at 224x224 (BatchNorm statistics randomised), batch 1 and 8, one process, median of
-``--repeats`` runs after a warm-up. Prints ours/peer ratios (target <= 1.0). Run by hand:
+``--repeats`` runs after a warm-up. Prints ours/peer ratios (target <= 1.0). The ``guard`` case prints the
+conservation guard's cost on ResNet-50 at 224 px: the same LRP call checked vs ``conservation='off'``
+(target <= 1.05). Run by hand:
 ``python benchmarks/relevance.py [--repeats 3]``.
 """
 
@@ -36,9 +38,9 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def resnet() -> nn.Module:
+def resnet(build=torchvision.models.resnet18) -> nn.Module:
     torch.manual_seed(0)
-    model = torchvision.models.resnet18(weights=None).eval()
+    model = build(weights=None).eval()
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.running_var.uniform_(0.5, 2.0)
@@ -75,11 +77,25 @@ def captum_lrp(model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch: i
     print(f"{'lrp_epsilon':<34}{batch:>6}{ours:>9.3f}{peer:>9.3f}{ours / peer:>11.2f}  captum 0.9.0 LRP")
 
 
+def guard_cost(repeats: int) -> None:
+    """The conservation guard's share of an LRP call: ResNet-50 at 224 px, batch 1, checked vs unchecked."""
+    model = resnet(torchvision.models.resnet50)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    for name, params in (("lrp_epsilon", {}), ("lrp_composite", {"composite": "EpsilonPlusFlat"})):
+        runs = {mode: [] for mode in ("off", "warn")}
+        for _ in range(repeats):  # interleaved, so that a busy machine slows both alike
+            for mode in runs:
+                runs[mode].append(median_time(lambda: xw.attribute(model, x, method=name, target=1, progress=False,
+                                                                   conservation=mode, **params), 1))
+        off, on = statistics.median(runs["off"]), statistics.median(runs["warn"])
+        print(f"{'guard: ' + name:<34}{1:>6}{on:>9.3f}{off:>9.3f}{on / off:>11.3f}  same call, conservation='off'")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--only", nargs="*", default=None, help="method labels to run (default: all)")
+    parser.add_argument("--only", nargs="*", default=None, help="method labels to run (default: all; 'guard')")
     add_device_argument(parser)
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -120,6 +136,9 @@ def main() -> None:
 
     def wanted(label: str) -> bool:
         return only is None or label in only
+
+    if wanted("guard"):
+        guard_cost(args.repeats)
 
     for batch in args.batches:
         x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)

@@ -3,13 +3,15 @@ user's model, error messages, and the demo EfficientNet-Lite0 sanity check."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
 
 import xaiwidgets as xw
 import xaiwidgets.methods.relevance as rel
-from xaiwidgets.core.errors import LayerError, ParameterError
+from xaiwidgets.core.errors import LayerError, ModelError, ParameterError
 from xaiwidgets.core.state import _HOOK_DICTS
 
 
@@ -211,20 +213,143 @@ class Strange(nn.Module):
         return x * 2
 
 
-def test_unsupported_layer_error_names_layer_type_and_table():
+class Exp(nn.Module):
+    """Not linear and not a known activation: its gradient is no relevance rule."""
+
+    def forward(self, x):
+        return torch.exp(x) - 1
+
+
+def test_unknown_layers_are_transparent_and_guarded():
+    """An unknown leaf is explained by the operations it performs (x * 2 passes relevance); one whose operations
+    break conservation is named by the guard, which warns by default, raises on request, and can be silenced."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(Strange()), nn.ReLU(), nn.Flatten(),
-                          nn.LazyLinear(2)).eval()
-    x = torch.randn(1, 3, 8, 8)
-    model(x)
-    with pytest.raises(LayerError) as info:
-        xw.attribute(model, x, method="lrp_epsilon", progress=False)
-    message = str(info.value)
-    assert "'1.0'" in message and "test_relevance.Strange" in message and "rules={'1.0': 'epsilon'}" in message
-    assert "rules={Strange: 'pass'}" in message
-    # extending the table as the message says works
-    a = xw.attribute(model, x, method="lrp_epsilon", rules={Strange: "pass"}, progress=False)
-    assert a.values.shape == x.shape
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.Sequential(Strange()), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(144, 2, bias=False)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    a = xw.attribute(model, x, method="lrp_epsilon", epsilon=0.0, conservation="raise", progress=False)
+    torch.testing.assert_close(a.values.flatten(1).sum(1), a.extras["conservation"]["output"], rtol=1e-5, atol=1e-6)
+    model[1][0] = Exp()
+    with pytest.warns(rel.ConservationWarning, match=r"'exp' in module '1.0'"):
+        a = xw.attribute(model, x, method="lrp_epsilon", progress=False)
+    check = a.extras["conservation"]["check"]
+    assert check["conserved"] is False and check["first_violation"]["module"] == "1.0"
+    with pytest.raises(ModelError, match="not conserved"):
+        xw.attribute(model, x, method="lrp_epsilon", conservation="raise", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = xw.attribute(model, x, method="lrp_epsilon", conservation="off", progress=False)
+    assert a.extras["conservation"]["check"]["conserved"] is None
+
+
+class Block(nn.Module):
+    """A residual block of no known class; ``kind`` picks how the skip connection is added."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.conv1, self.bn1 = nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)
+        self.conv2, self.bn2 = nn.Conv2d(6, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
+        if self.kind == "plus":
+            out = out + x
+        elif self.kind == "torch.add":
+            out = torch.add(x, out)
+        elif self.kind == "iadd":
+            out += x
+        else:
+            out.add_(x)
+        return torch.relu(out)
+
+
+@pytest.mark.parametrize("kind", ["plus", "torch.add", "iadd", "add_"])
+def test_residual_adds_split_whatever_performs_them(kind):
+    """LRP-0 on a ReLU network with biases (merged batch norms) and residual adds equals gradient x input
+    (Ancona et al. 2018); an add that is not split doubles the relevance of every block."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), Block(kind), Block(kind), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(6, 3))
+    model = randomise_batchnorm(model).eval().double()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    a = xw.attribute(model, x, method="lrp_epsilon", epsilon=0.0, conservation="raise", progress=False)
+    gxi = xw.attribute(model, x, method="input_x_gradient", target=a.target, progress=False).values
+    torch.testing.assert_close(a.values, gxi, rtol=0, atol=1e-9 * float(gxi.abs().max()))
+
+
+def test_batchnorm_with_activation_is_merged_keeping_the_activation():
+    """timm's BatchNormAct2d (a BatchNorm2d subclass that also activates) is folded into its convolution and
+    its activation still runs; the model is the same afterwards."""
+    from timm.layers import BatchNormAct2d
+
+    torch.manual_seed(0)
+    model = randomise_batchnorm(nn.Sequential(nn.Conv2d(3, 5, 3), BatchNormAct2d(5, act_layer=nn.ReLU),
+                                              nn.Conv2d(5, 2, 3), nn.Flatten())).eval()
+    x = torch.randn(2, 3, 7, 7)
+    with torch.no_grad():
+        out = model(x)
+    before = snapshot(model)
+    with rel.canonizers.canonized(model) as state, torch.no_grad():
+        assert model[1] in state.merged
+        torch.testing.assert_close(model(x), out, rtol=1e-5, atol=1e-6)
+    assert_restored(model, before, x, out)
+    a = xw.attribute(model, x, method="lrp_epsilon", epsilon=0.0, target=0, conservation="raise", progress=False)
+    gxi = xw.attribute(model, x, method="input_x_gradient", target=0, progress=False).values
+    torch.testing.assert_close(a.values, gxi, rtol=0, atol=1e-4 * float(gxi.abs().max()))
+
+
+def test_registered_canonizer_runs_and_is_undone():
+    calls = []
+
+    def tag(model, patch, state):
+        calls.append(model)
+        patch.set_forward(model[0], lambda self, x: nn.Conv2d.forward(self, x))
+
+    model = bias_free_net()
+    rel.register_canonizer(tag)
+    try:
+        xw.attribute(model, torch.randn(1, 3, 16, 16), method="lrp_zplus", progress=False)
+    finally:
+        rel.canonizers.CANONIZERS.remove(tag)
+    assert calls == [model] and "forward" not in model[0].__dict__
+
+
+def test_epsilon_zero_has_no_nan():
+    """epsilon = 0 is LRP-0: a neuron with z = 0 passes no relevance (a plain division gives 0/0 = NaN)."""
+    model = bias_free_net()
+    x = torch.zeros(2, 3, 16, 16)
+    x[0, :, :4, :4] = 1.0
+    a = xw.attribute(model, x, method="lrp_epsilon", epsilon=0.0, target=0, progress=False)
+    assert bool(torch.isfinite(a.values).all())
+    with pytest.raises(ParameterError, match="epsilon"):
+        xw.attribute(model, x, method="lrp_epsilon", epsilon=-1.0)
+
+
+class SiLULike(nn.Module):
+    """An activation of no known class, written out: ``x * sigmoid(x)``."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+class TimmLikeGELU(nn.Module):
+    def forward(self, x):
+        return nn.functional.gelu(x)
+
+
+@pytest.mark.parametrize("act", [SiLULike, TimmLikeGELU])
+def test_deeplift_rescales_activations_by_behaviour(act):
+    """Summation-to-delta with activations that subclass nothing known (a zoo's own GELU, x * sigmoid(x))."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), act(), nn.Conv2d(6, 4, 3), act(), nn.Flatten(),
+                          nn.Linear(4 * 4 * 4, 3)).eval()
+    x, b = torch.randn(3, 3, 8, 8), torch.randn(3, 3, 8, 8)
+    a = xw.attribute(model, x, method="deeplift", baseline=b, conservation="raise", progress=False)
+    with torch.no_grad():
+        diff = (model(x) - model(b)).gather(1, a.target[:, None])[:, 0]
+    torch.testing.assert_close(a.values.flatten(1).sum(1), diff, rtol=1e-4, atol=1e-5)
 
 
 def test_parameter_errors(x16):

@@ -5,8 +5,10 @@ Importing this package registers ``lrp_epsilon``, ``lrp_gamma``, ``lrp_alpha_bet
 """
 
 from . import deeplift, lrp  # noqa: F401  (registers methods)
+from .canonizers import CANONIZERS, Patcher, Sum, register_canonizer
 from .composites import COMPOSITE_NAMES, Composite, make_composite
 from .deeplift import DeepLift, DeepShap
+from .guard import ConservationWarning
 from .lrp import LRPAlphaBeta, LRPComposite, LRPEpsilon, LRPGamma, LRPZPlus, propagate
 from .rules import (
     RULES,
@@ -26,7 +28,34 @@ from .rules import (
 )
 
 __all__ = [
-    "COMPOSITE_NAMES", "RULES", "AlphaBeta", "Composite", "DeepLift", "DeepShap", "Epsilon", "Flat", "Gamma",
-    "GeneralizedGamma", "LRPAlphaBeta", "LRPComposite", "LRPEpsilon", "LRPGamma", "LRPZPlus", "Norm", "Pass",
-    "Rule", "Term", "WSquare", "ZBox", "ZPlus", "Zero", "make_composite", "propagate",
+    "CANONIZERS",
+    "COMPOSITE_NAMES",
+    "RULES",
+    "AlphaBeta",
+    "Composite",
+    "ConservationWarning",
+    "DeepLift",
+    "DeepShap",
+    "Epsilon",
+    "Flat",
+    "Gamma",
+    "GeneralizedGamma",
+    "LRPAlphaBeta",
+    "LRPComposite",
+    "LRPEpsilon",
+    "LRPGamma",
+    "LRPZPlus",
+    "Norm",
+    "Pass",
+    "Patcher",
+    "Rule",
+    "Sum",
+    "Term",
+    "WSquare",
+    "ZBox",
+    "ZPlus",
+    "Zero",
+    "make_composite",
+    "propagate",
+    "register_canonizer",
 ]

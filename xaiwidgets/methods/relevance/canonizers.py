@@ -2,12 +2,15 @@
 
 - batch-norm merge: an eval-mode BatchNorm directly after a conv/linear layer is folded into that layer
   (``W' = W s``, ``b' = (b - mean) s + beta`` with ``s = gamma / sqrt(var + eps)``) and computes the
-  identity meanwhile (Montavon et al. 2019; zennit's ``SequentialMergeBatchNorm``). The user's parameter
-  objects are never written to: the merged ones are swapped in and the originals swapped back.
+  identity meanwhile (Montavon et al. 2019; zennit's ``SequentialMergeBatchNorm``). A batch-norm subclass
+  that also does more (timm's ``BatchNormAct2d``: normalise, drop, activate) keeps the rest of its forward,
+  only its ``F.batch_norm`` becomes the identity. The user's parameter objects are never written to: the
+  merged ones are swapped in and the originals swapped back.
 - skip connections of torchvision's ResNet ``BasicBlock``/``Bottleneck`` and of EfficientNet's
   ``MBConvBlock`` become an explicit :class:`Sum` module over the stacked branches, so the sum gets the
   norm rule and the relevance is split in proportion to each branch's contribution (zennit's
-  ``ResNetCanonizer``).
+  ``ResNetCanonizer``). Other residual additions need no canonizer: :mod:`.ops` splits them the same way
+  wherever they happen. More block canonizers: :func:`register_canonizer`.
 
 Everything is undone on exit, also when the computation raises.
 """
@@ -16,13 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from ...core.errors import ModelError
+from ...core.errors import ModelError, ParameterError
 
 LINEAR_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -44,9 +50,10 @@ class Canonized:
 
 
 def _units(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    """Leaves in definition order, linear layers counted as leaves (their padding children skipped)."""
+    """Leaves in definition order, linear layers and batch norms counted as leaves (a batch norm fused with
+    its activation, as timm's ``BatchNormAct2d``, has the activation as a child)."""
     for name, child in module.named_children():
-        if isinstance(child, LINEAR_TYPES) or not any(True for _ in child.children()):
+        if isinstance(child, (*LINEAR_TYPES, *BATCHNORM_TYPES)) or not any(True for _ in child.children()):
             yield name, child
         else:
             for sub, leaf in _units(child):
@@ -57,8 +64,9 @@ def _identity_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class _Patcher:
-    """Records every change so that ``undo`` puts back the exact objects (parameters, forwards, children)."""
+class Patcher:
+    """Records every change so that ``undo`` puts back the exact objects (parameters, forwards, children).
+    Canonizers change the model only through it."""
 
     def __init__(self) -> None:
         self._undo: list[Callable[[], None]] = []
@@ -102,7 +110,7 @@ class _Patcher:
             self._undo.pop()()
 
 
-def _merge_batchnorms(model: nn.Module, patch: _Patcher, state: Canonized) -> None:
+def _merge_batchnorms(model: nn.Module, patch: Patcher, state: Canonized) -> None:
     last: tuple[str, nn.Module] | None = None
     for name, unit in _units(model):
         if (
@@ -122,7 +130,7 @@ def _out_features(layer: nn.Module) -> int | None:
 
 
 @torch.no_grad()
-def _merge(linear: nn.Module, bn: nn.Module, patch: _Patcher) -> None:
+def _merge(linear: nn.Module, bn: nn.Module, patch: Patcher) -> None:
     scale = (bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)) / torch.sqrt(
         bn.running_var + bn.eps
     )
@@ -131,10 +139,32 @@ def _merge(linear: nn.Module, bn: nn.Module, patch: _Patcher) -> None:
     bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
     patch.set_param(linear, "weight", weight * scale.view(-1, *([1] * (weight.dim() - 1))))
     patch.set_param(linear, "bias", (bias - bn.running_mean) * scale + shift)
-    patch.set_forward(bn, _identity_forward)
+    plain = type(bn).forward is nn.modules.batchnorm._BatchNorm.forward
+    patch.set_forward(bn, _identity_forward if plain else _normalisation_skipped)
 
 
-def _verify_order(linear_name: str, linear: nn.Module, bn_name: str, bn: nn.Module, patch: _Patcher) -> None:
+class _SkipBatchNorm(TorchFunctionMode):
+    """``F.batch_norm`` of one module's statistics is the identity (its normalisation is merged)."""
+
+    def __init__(self, bn: nn.Module) -> None:
+        super().__init__()
+        self.bn = bn
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.batch_norm and (args[1:2] or [kwargs.get("running_mean")])[0] is self.bn.running_mean:
+            return args[0] if args else kwargs["input"]
+        return func(*args, **kwargs)
+
+
+def _normalisation_skipped(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    """A batch-norm subclass that does more (timm's ``BatchNormAct2d``: normalise, drop, activate): its own
+    forward with the normalisation, now merged into the layer before, as the identity."""
+    with _SkipBatchNorm(self):
+        return type(self).forward(self, *args, **kwargs)
+
+
+def _verify_order(linear_name: str, linear: nn.Module, bn_name: str, bn: nn.Module, patch: Patcher) -> None:
     """The merge is right only if the batch norm consumes the linear layer's output: check it on the fly."""
     seen: dict[str, torch.Tensor] = {}
 
@@ -204,7 +234,7 @@ def _skip_forward(module: nn.Module) -> Callable | None:
     return None
 
 
-def _explicit_sums(model: nn.Module, patch: _Patcher, state: Canonized) -> None:
+def _explicit_sums(model: nn.Module, patch: Patcher, state: Canonized) -> None:
     for module in list(model.modules()):
         forward = _skip_forward(module)
         if forward is not None:
@@ -214,14 +244,36 @@ def _explicit_sums(model: nn.Module, patch: _Patcher, state: Canonized) -> None:
             state.sums.append(total)
 
 
+Canonizer = Callable[[nn.Module, Patcher, Canonized], None]
+#: block canonizers run by ``canonize=True``, in order, before the batch-norm merge (which always runs last)
+CANONIZERS: list[Canonizer] = [_explicit_sums]
+
+
+def register_canonizer(canonizer: Canonizer) -> Canonizer:
+    """Register ``canonizer(model, patch, state)`` for every LRP call with ``canonize=True`` (usable as a
+    decorator). It rewrites blocks of ``model`` only through ``patch`` (:class:`Patcher`: ``set_forward``,
+    ``set_param``, ``add_child``, ``hook``), so every change is undone after the call; see docs/relevance.md.
+    Residual additions need no canonizer (they are split wherever they happen, :mod:`.ops`)."""
+    if not callable(canonizer):
+        raise TypeError("a canonizer is a callable (model, patch, state) -> None")
+    if canonizer not in CANONIZERS:
+        CANONIZERS.append(canonizer)
+    return canonizer
+
+
 @contextlib.contextmanager
-def canonized(model: nn.Module, enabled: bool = True) -> Iterator[Canonized]:
-    """Canonise ``model`` inside the block (batch-norm merge, explicit skip sums); restore it on exit."""
+def canonized(model: nn.Module, enabled: bool | Sequence[Canonizer] = True) -> Iterator[Canonized]:
+    """Canonise ``model`` inside the block and restore it on exit: the registered canonizers (``enabled=True``)
+    or the registered ones plus those given (a sequence), then the batch-norm merge; ``False``: nothing."""
     state = Canonized()
-    patch = _Patcher()
+    patch = Patcher()
+    extra = list(enabled) if isinstance(enabled, (list, tuple)) else []
+    if extra and not all(callable(c) for c in extra):
+        raise ParameterError("canonize must be True, False or a list of canonizers (model, patch, state) -> None")
     try:
-        if enabled:
-            _explicit_sums(model, patch, state)
+        if enabled is not False and enabled is not None:
+            for canonizer in [*CANONIZERS, *extra]:
+                canonizer(model, patch, state)
             _merge_batchnorms(model, patch, state)
         yield state
     finally:

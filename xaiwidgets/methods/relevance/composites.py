@@ -2,9 +2,13 @@
 
 A :class:`Composite` maps layers to rules by dotted name (first), by "first linear layer" (for the input
 rule), then by type. Element-wise activations get the pass rule, average pooling and canonizer sums the
-norm rule, merged batch norms pass; max pooling, flatten, dropout, padding and identity keep their
-gradient (as in zennit). Any other leaf layer is an error naming the layer, its type and how to extend
-the table (captum's LRP fails silently or cryptically there: its issues #712, #792, #1232).
+norm rule, layer/group norms pass; max pooling, flatten, dropout, padding and identity keep their gradient
+(as in zennit). Batch norms are transparent: merged, they are the identity; not merged (DenseNet's
+``norm1``, a RepVGG identity branch), ``F.batch_norm`` with running statistics is explained as the affine
+map it is, by the epsilon rule (:mod:`.ops`; zennit passes relevance through them). Any other leaf is
+transparent too: the operations it performs are intercepted and treated by what they compute, and the
+conservation guard (:mod:`.guard`) names the module where relevance is not conserved (captum's LRP fails
+silently or cryptically on unknown layers: its issues #712, #792, #1232).
 
 Named composites follow zennit 0.5.1 (Anders et al. 2021, arXiv:2106.13200) and its default parameters:
 ``EpsilonPlusFlat``, ``EpsilonGammaBox``, ``EpsilonAlpha2Beta1``, ``EpsilonPlus``.
@@ -20,8 +24,8 @@ from torch import nn
 
 from ...core.errors import ParameterError
 from ...core.layers import get_layer
-from .canonizers import BATCHNORM_TYPES, Sum
-from .rules import RULES, AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, ZBox, ZPlus, as_rule
+from .canonizers import Sum
+from .rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, Rule, ZBox, ZPlus, as_rule
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 LINEAR_TYPES = (*CONV_TYPES, nn.Linear)
@@ -30,6 +34,9 @@ ACTIVATION_TYPES = (
     nn.Hardswish, nn.Hardtanh, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.LogSigmoid, nn.Softsign,
     nn.Tanhshrink, nn.Hardshrink, nn.Softshrink, nn.Threshold,
 )
+#: normalisations that pass relevance unchanged (the identity rule of AttnLRP, Achtibat et al. 2024)
+NORM_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, *(
+    [nn.RMSNorm] if hasattr(nn, "RMSNorm") else []))
 AVGPOOL_TYPES = (
     nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
 )
@@ -119,10 +126,7 @@ class Composite:
                         rule = rule.with_bounds(*bounds)
                     assignment[name] = (child, rule)
                     continue
-                if any(True for _ in child.children()):
-                    visit(name, child)
-                else:
-                    unsupported[name] = (child, unsupported_message(name, child))
+                visit(name, child)
 
         visit("", model)
         return assignment, unsupported
@@ -143,11 +147,13 @@ class Composite:
             return Pass()
         if isinstance(module, (Sum, *AVGPOOL_TYPES)):
             return Norm(self.stabilizer)
-        if isinstance(module, BATCHNORM_TYPES):
-            # merged: the identity; not merged (canonize=False, or no linear layer of its width before it, as
-            # DenseNet's norm1): relevance passes through unchanged, as in zennit's composites
+        if isinstance(module, NORM_TYPES):
             return Pass()
         if isinstance(module, GRADIENT_TYPES):
+            return _GRADIENT
+        if not any(True for _ in module.children()):
+            # any other leaf is transparent: the operations it performs are treated by what they compute
+            # (ops.py), and the conservation guard names it if relevance is not conserved there
             return _GRADIENT
         return None
 
@@ -159,16 +165,6 @@ def _resolve(rule: RuleLike) -> Rule | None:
 def _type_name(module: nn.Module) -> str:
     kind = type(module)
     return kind.__name__ if kind.__module__.startswith("torch.nn") else f"{kind.__module__}.{kind.__qualname__}"
-
-
-def unsupported_message(name: str, module: nn.Module) -> str:
-    kind = type(module).__name__
-    return (
-        f"LRP has no rule for layer {name!r} of type {_type_name(module)}. Extend the rule table with "
-        f"rules={{{name!r}: 'epsilon'}} (by dotted name) or rules={{{kind}: 'pass'}} (by type; names win "
-        f"over types); rule names: {', '.join(sorted(set(RULES)))}, a Rule instance, or None for the plain "
-        "gradient (right for layers that only move values, e.g. reshapes)."
-    )
 
 
 def split_mapping(rules: Mapping[Any, RuleLike]) -> tuple[dict[str, RuleLike], list[tuple[type, RuleLike]]]:

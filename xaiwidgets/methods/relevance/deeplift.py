@@ -9,8 +9,11 @@
 - ``deepshap``: Lundberg & Lee 2017, "A Unified Approach to Interpreting Model Predictions",
   arXiv:1705.07874: DeepLIFT averaged over a background set (captum's ``DeepLiftShap``).
 
-Only nonlinearities that are modules are rescaled (``torch.relu`` inside ``forward`` keeps its gradient),
-as in captum; unlike captum, modules reused within a forward and in-place ReLUs are fine.
+Every element-wise nonlinearity is rescaled, found by its functional call (``F.gelu``, ``torch.relu``, in
+any module or none) or, for parameter-free modules of unknown classes, by probing (:func:`is_elementwise`);
+products of two input-dependent operands get the exact product rule (:mod:`.ops`). captum rescales only
+modules of six classes. Modules reused within a forward and in-place ReLUs are fine. Summation-to-delta is
+checked on every result (:mod:`.guard`, ``conservation="warn" | "raise" | "off"``).
 """
 
 from __future__ import annotations
@@ -24,16 +27,26 @@ from torch import nn
 from ...core.attribution import Attribution
 from ...core.errors import ModelError, ParameterError, TargetError
 from ...core.progress import Progress
+from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores
 from ..base import Method
 from ..baselines import require_finite
 from ..registry import register
+from .guard import check_mode, delta_check, first_nonlinear, report
+from .ops import RescaleOps, no_interception
 from .rules import attached_functions, hooks_inactive
 
 ELEMENTWISE = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh,
     nn.Softplus, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh,
+)
+#: parameter-free layers known to be linear or to route values (their gradient is their DeepLIFT multiplier)
+KNOWN_LINEAR = (
+    nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AvgPool1d,
+    nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.ZeroPad2d,
+    nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d, nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle,
+    nn.Softmax, nn.LogSoftmax,
 )
 MAXPOOL = {nn.MaxPool1d: F.max_pool1d, nn.MaxPool2d: F.max_pool2d, nn.MaxPool3d: F.max_pool3d}
 EPS = 1e-10
@@ -86,11 +99,37 @@ def _maxpool(module: nn.Module, x: torch.Tensor, y: torch.Tensor, grad: torch.Te
     return ratio
 
 
+def is_elementwise(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether ``module`` computed ``y`` from ``x`` element by element: same shape, and running it on the
+    elements of ``x`` in a random order gives the elements of ``y`` in that order (a probe, one extra call)."""
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape or x.numel() < 2:
+        return False
+    order = torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0)).to(x.device)
+    with torch.no_grad(), hooks_inactive(), no_interception():
+        shuffled = module.forward(x.flatten()[order].view_as(x))
+    if not isinstance(shuffled, torch.Tensor) or shuffled.shape != y.shape:
+        return False
+    expected = y.flatten()[order].view_as(y)
+    scale = float(y.abs().max()) if y.numel() else 0.0
+    return bool(torch.allclose(shuffled, expected, rtol=1e-5, atol=1e-6 * max(scale, 1e-30)))
+
+
+def _probed(module: nn.Module, x: torch.Tensor, y: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """A parameter-free module of no known type: rescaled if it is element-wise (e.g. a zoo's own GELU class,
+    or ``x * sigmoid(x)`` written out), else its plain gradient (the delta check watches the result)."""
+    if is_elementwise(module, x, y):
+        return _rescale(module, x, y, grad)
+    return _true_grad(module, x, grad)
+
+
 def _multiplier_for(module: nn.Module):
     if isinstance(module, ELEMENTWISE):
         return _rescale
     if type(module) in MAXPOOL:
         return _maxpool
+    if (not any(True for _ in module.children()) and not any(True for _ in module.parameters(recurse=False))
+            and not isinstance(module, KNOWN_LINEAR) and type(module).forward is not nn.Module.forward):
+        return _probed
     return None
 
 
@@ -105,9 +144,10 @@ def deeplift_pass(
         if rule is not None:
             functions[name] = (module, rule)
     x = inputs.detach().requires_grad_(True)
-    with attached_functions(model, functions), torch.enable_grad():
+    with attached_functions(model, functions), frozen_parameters(model), torch.enable_grad():
         both = torch.cat([x, baselines.detach().to(x)])
-        scores = forward_scores(model, both)
+        with RescaleOps(_rescale):
+            scores = forward_scores(model, both)
         resolved = resolve_target(target, scores[:n])
         index = resolved.view(-1, 1).repeat(2, 1)
         start = torch.zeros_like(scores).scatter_(1, index, 1.0)
@@ -169,7 +209,10 @@ class DeepLift(Method):
     family = "relevance"
     modalities = ("image", "tabular")
     reference = "Shrikumar et al. 2017, arXiv:1704.02685"
-    defaults: ClassVar[dict[str, Any]] = {"baseline": None, "batch_size": 32, "seed": None}
+    defaults: ClassVar[dict[str, Any]] = {"baseline": None, "batch_size": 32, "seed": None, "conservation": "warn"}
+
+    def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
+        check_mode(params["conservation"])
 
     def _attribute(
         self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
@@ -200,8 +243,11 @@ class DeepLift(Method):
         values = torch.cat(parts).detach()
         fx, f0 = torch.cat(fx), torch.cat(f0)
         delta = values.flatten(1).sum(1) - (fx - f0)
+        check = guard_delta(self.model, params["conservation"], values, fx, f0, delta,
+                            lambda: deeplift_pass(self.model, inputs[:1], baselines[:1], resolved[:1]))
         return Attribution(values=values, method=self.name, target=resolved, scores=fx,
-                           extras={"delta": delta, "baseline_scores": f0, "baselines": baselines})
+                           extras={"delta": delta, "baseline_scores": f0, "baselines": baselines,
+                                   "conservation": {"check": check}})
 
 
 @register
@@ -213,9 +259,10 @@ class DeepShap(Method):
     family = "relevance"
     modalities = ("image", "tabular")
     reference = "Lundberg & Lee 2017, arXiv:1705.07874"
-    defaults: ClassVar[dict[str, Any]] = {"background": None, "batch_size": 32}
+    defaults: ClassVar[dict[str, Any]] = {"background": None, "batch_size": 32, "conservation": "warn"}
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
+        check_mode(params["conservation"])
         bg = params["background"]
         if not isinstance(bg, torch.Tensor) or bg.dim() != inputs.dim() or bg.shape[1:] != inputs.shape[1:]:
             raise ParameterError(
@@ -250,9 +297,32 @@ class DeepShap(Method):
         fx = torch.cat(fx).view(n, b)[:, 0]
         f0 = torch.cat(f0).view(n, b).mean(1)
         delta = values.flatten(1).sum(1) - (fx - f0)
+        check = guard_delta(self.model, params["conservation"], values, fx, f0, delta,
+                            lambda: deeplift_pass(self.model, pair_x[:1], pair_b[:1], pair_t[:1]))
         return Attribution(values=values, method=self.name, target=resolved,
                            scores=gather_scores(scores, resolved),
-                           extras={"delta": delta, "background_mean_score": f0})
+                           extras={"delta": delta, "background_mean_score": f0, "conservation": {"check": check}})
+
+
+def guard_delta(model: nn.Module, mode: str, values: torch.Tensor, fx: torch.Tensor, f0: torch.Tensor,
+                delta: torch.Tensor, rerun: Any) -> dict[str, Any]:
+    """Summation-to-delta checked (guard.py); warns or raises naming the first operation without a multiplier."""
+    if mode == "off":
+        return {"conserved": None}
+    check = delta_check(values, fx, f0, delta)
+    if not check["conserved"]:
+        where = first_nonlinear(model, rerun)
+        check["first_violation"] = where
+        culprit = (f"the first operation on the input that is neither linear nor element-wise is {where[0]!r} in "
+                   f"module {where[1]!r}: DeepLIFT's rescale rule has no multiplier for it, its gradient is used"
+                   if where else "no operation without a multiplier was found; the gradients of some layer are "
+                   "not its multipliers")
+        report(mode, (
+            f"DeepLIFT summation-to-delta fails: sum of contributions - (f(x) - f(baseline)) is up to "
+            f"{float(delta.abs().max()):.4g} (tolerance {float(check['tolerance'].min()):.3g}); {culprit}. The "
+            "attributions are not exact there. Pass conservation='off' to silence this check, 'raise' to make "
+            "it an error."))
+    return check
 
 
 def _batch_size(value: Any) -> int:

@@ -15,7 +15,7 @@ entering every explained layer with ``per_layer=True``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -24,16 +24,19 @@ from torch import nn
 from ...core.attribution import Attribution
 from ...core.errors import ModelError, ParameterError
 from ...core.progress import Progress
+from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores
 from ..base import Method
 from ..registry import register
-from .canonizers import canonized
+from .canonizers import Canonizer, canonized
 from .composites import COMPOSITE_NAMES, Composite, make_composite, uniform
+from .guard import Ledger, check_mode, describe, locate, report, verdict
+from .ops import RelevanceOps
 from .rules import AlphaBeta, Epsilon, GeneralizedGamma, Pass, ZPlus, attached
 
 LRP_DEFAULTS: dict[str, Any] = {
-    "rules": None, "canonize": True, "per_layer": False, "low": None, "high": None,
+    "rules": None, "canonize": True, "per_layer": False, "low": None, "high": None, "conservation": "warn",
 }
 
 
@@ -60,51 +63,71 @@ def propagate(
     target: TargetLike,
     composite: Composite,
     *,
-    canonize: bool = True,
+    canonize: bool | Sequence[Canonizer] = True,
     per_layer: bool = False,
     bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    conservation: str = "warn",
 ) -> Attribution:
-    """Relevance of ``inputs`` for ``target`` under ``composite``: one forward, one backward."""
+    """Relevance of ``inputs`` for ``target`` under ``composite``: one forward, one backward, and the
+    conservation check of :mod:`.guard` (``conservation``: ``"warn"``, ``"raise"`` or ``"off"``)."""
     if not isinstance(model, nn.Module):
         raise ModelError("LRP needs a torch.nn.Module (it attaches rules to the model's layers)")
-    layers: dict[str, torch.Tensor] = {}
-    calls: dict[str, int] = {}
-
-    def record(name: str, upper: torch.Tensor, lower: torch.Tensor) -> None:
-        calls[name] = calls.get(name, 0) + 1
-        key = name if calls[name] == 1 else f"{name}[{calls[name]}]"
-        layers[key] = lower.detach().flatten(1).sum(1)
-
-    with canonized(model, canonize):
+    mode = check_mode(conservation)
+    ledger = Ledger(per_layer)
+    recorder = ledger.record if mode != "off" or per_layer else None
+    with canonized(model, canonize), frozen_parameters(model):
         assignment, unsupported = composite.assign(model, bounds=bounds)
-        with attached(model, assignment, unsupported=unsupported, record=record if per_layer else None):
-            x = inputs.detach().requires_grad_(True)
-            try:
-                with torch.enable_grad():
+        with attached(model, assignment, unsupported=unsupported, record=recorder):
+
+            def run(record: Callable | None = recorder) -> tuple[torch.Tensor, ...]:
+                x = inputs.detach().requires_grad_(True)
+                with torch.enable_grad(), RelevanceOps(composite.stabilizer, record):
                     scores = forward_scores(model, x)
-                    resolved = resolve_target(target, scores)
-                    if not scores.requires_grad:
-                        raise ModelError("the model's output does not depend differentiably on its input")
-                    index = resolved.view(-1, 1)
-                    start = torch.zeros_like(scores).scatter_(1, index, scores.detach().gather(1, index))
-                    (relevance,) = torch.autograd.grad(scores, x, start)
+                resolved = resolve_target(target, scores)
+                if not scores.requires_grad:
+                    raise ModelError("the model's output does not depend differentiably on its input")
+                index = resolved.view(-1, 1)
+                start = torch.zeros_like(scores).scatter_(1, index, scores.detach().gather(1, index))
+                return x, scores, start, resolved
+
+            try:
+                x, scores, start, resolved = run()
+                (relevance,) = torch.autograd.grad(scores, x, start)
             except RuntimeError as exc:
                 if "inplace operation" in str(exc):
                     raise ModelError(
-                        "the model changes a layer's output in place (e.g. `out += identity`), which LRP cannot "
-                        "follow; use canonize=True or write the model without in-place additions"
+                        "the model changes a tensor in place that LRP needs later (e.g. `x.relu_()` on a saved "
+                        "tensor), which LRP cannot follow; write the model without that in-place operation"
                     ) from exc
                 raise
+            check = verdict(start, relevance, ledger) if mode != "off" else {"conserved": None}
+            if mode != "off" and not check["conserved"]:
+                where = locate(model, lambda: run(None)[:3], ledger.scale)
+                check["first_violation"] = where
+                report(mode, _lrp_message(check, where))
     selected = gather_scores(scores.detach(), resolved)
-    conservation: dict[str, Any] = {"relevance_sum": relevance.flatten(1).sum(1), "output": selected}
+    conservation_extras: dict[str, Any] = {
+        "relevance_sum": relevance.flatten(1).sum(1), "output": selected, "check": check,
+    }
     if per_layer:
         passing = {name for name, (_m, rule) in assignment.items() if isinstance(rule, Pass)}
-        ordered = dict(reversed(list(layers.items())))  # input side first
-        conservation["layers"] = {k: v for k, v in ordered.items() if k.split("[")[0] not in passing}
+        ordered = dict(reversed(list(ledger.layers.items())))  # input side first
+        conservation_extras["layers"] = {k: v for k, v in ordered.items() if k.split("[")[0] not in passing}
     return Attribution(
         values=relevance.detach(), method="", target=resolved, scores=selected,
-        extras={"conservation": conservation, "composite": composite.name,
+        extras={"conservation": conservation_extras, "composite": composite.name,
                 "rules": {name: repr(rule) for name, (_m, rule) in assignment.items()}},
+    )
+
+
+def _lrp_message(check: dict[str, Any], where: dict[str, Any] | None) -> str:
+    return (
+        f"LRP relevance is not conserved: the input relevance sums to {check['input_total']:.6g}, but the "
+        f"explained score minus what the rules let biases and stabilisers absorb is {check['expected']:.6g} "
+        f"(residual {check['residual']:.3g}, tolerance {check['tolerance']:.3g}). {describe(where).capitalize()}. "
+        "Its gradient is not a relevance rule: give that module a rule with rules={name: rule} (e.g. 'epsilon' "
+        "for a linear map, 'pass' for an element-wise one), or register a canonizer that rewrites its block "
+        "(docs/relevance.md). Pass conservation='off' to silence this check, 'raise' to make it an error."
     )
 
 
@@ -127,8 +150,8 @@ class _LRP(Method):
             composite = composite.extended(params["rules"])
         bounds = input_bounds(inputs, self.classifier, params["low"], params["high"])
         result = propagate(
-            self.model, inputs, target, composite, canonize=bool(params["canonize"]),
-            per_layer=bool(params["per_layer"]), bounds=bounds,
+            self.model, inputs, target, composite, canonize=params["canonize"],
+            per_layer=bool(params["per_layer"]), bounds=bounds, conservation=params["conservation"],
         )
         progress.update(1, 1, self.name)
         return result
@@ -146,7 +169,10 @@ class LRPEpsilon(_LRP):
             raise ParameterError(f"epsilon must be >= 0; got {params['epsilon']}")
 
     def composite(self, params: dict[str, Any]) -> Composite:
-        return uniform(Epsilon(params["epsilon"]), "epsilon")
+        # epsilon = 0 is LRP-0 throughout: pooling layers and intercepted operations divide without a
+        # stabiliser too (0 where z = 0), so that on ReLU networks it equals gradient x input exactly
+        epsilon = float(params["epsilon"])
+        return uniform(Epsilon(epsilon), "epsilon", 1e-6 if epsilon else 0.0)
 
 
 @register

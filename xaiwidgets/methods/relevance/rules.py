@@ -42,6 +42,15 @@ def stabilise(z: Tensor, epsilon: float) -> Tensor:
     return z + epsilon * ((z == 0).to(z) + z.sign())
 
 
+def divide(r: Tensor, z: Tensor, epsilon: float) -> Tensor:
+    """``r / stabilise(z, epsilon)``; with ``epsilon = 0`` (LRP-0) ``r / z`` and 0 where ``z = 0`` (a neuron
+    with no input passes no relevance, where the plain division gives 0/0 = NaN)."""
+    if epsilon:
+        return r / stabilise(z, epsilon)
+    zero = z == 0
+    return torch.where(zero, torch.zeros_like(r), r / torch.where(zero, torch.ones_like(z), z))
+
+
 def _identity(t: Tensor) -> Tensor:
     return t
 
@@ -208,16 +217,22 @@ def _first_grad(xs: list[Tensor], gs: list[Tensor]) -> Tensor:
     return gs[0]
 
 
+
+
 class Epsilon(Rule):
-    """LRP-epsilon: ``R_i = sum_j x_i w_ij / (z_j + eps sign(z_j)) R_j`` (Bach et al. 2015)."""
+    """LRP-epsilon: ``R_i = sum_j x_i w_ij / (z_j + eps sign(z_j)) R_j`` (Bach et al. 2015).
+
+    ``epsilon = 0`` is LRP-0 (:class:`Zero`): where ``z_j = 0`` the neuron passes no relevance, where a plain
+    division would give 0/0 = NaN (zennit's ``Epsilon(0)`` returns NaN there)."""
 
     name = "epsilon"
 
     def __init__(self, epsilon: float = 1e-6) -> None:
         self.epsilon = float(epsilon)
-        super().__init__(
-            [Term()], lambda r, zs, y: [r / stabilise(zs[0], self.epsilon)], _first_product
-        )
+        if self.epsilon < 0 or self.epsilon != self.epsilon:
+            raise ParameterError(f"epsilon must be >= 0; got {epsilon}")
+
+        super().__init__([Term()], lambda r, zs, y: [divide(r, zs[0], self.epsilon)], _first_product)
 
     def __repr__(self) -> str:
         return f"Epsilon(epsilon={self.epsilon:g})"
@@ -229,11 +244,7 @@ class Zero(Rule):
     name = "zero"
 
     def __init__(self) -> None:
-        def mapper(r: Tensor, zs: list[Tensor], y: Tensor) -> list[Tensor]:
-            z = zs[0]
-            return [torch.where(z == 0, torch.zeros_like(r), r / torch.where(z == 0, torch.ones_like(z), z))]
-
-        super().__init__([Term()], mapper, _first_product)
+        super().__init__([Term()], lambda r, zs, y: [divide(r, zs[0], 0.0)], _first_product)
 
 
 class Norm(Rule):
@@ -243,7 +254,7 @@ class Norm(Rule):
 
     def __init__(self, stabilizer: float = 1e-6) -> None:
         self.stabilizer = float(stabilizer)
-        super().__init__([Term()], lambda r, zs, y: [r / stabilise(zs[0], self.stabilizer)], _first_product)
+        super().__init__([Term()], lambda r, zs, y: [divide(r, zs[0], self.stabilizer)], _first_product)
 
 
 class GeneralizedGamma(Rule):
