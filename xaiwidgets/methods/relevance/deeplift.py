@@ -27,7 +27,6 @@ from torch import nn
 from ...core.attribution import Attribution
 from ...core.errors import ModelError, ParameterError, TargetError
 from ...core.progress import Progress
-from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores
 from ..base import Method
@@ -144,7 +143,7 @@ def deeplift_pass(
         if rule is not None:
             functions[name] = (module, rule)
     x = inputs.detach().requires_grad_(True)
-    with attached_functions(model, functions), frozen_parameters(model), torch.enable_grad():
+    with attached_functions(model, functions), torch.enable_grad():
         both = torch.cat([x, baselines.detach().to(x)])
         with RescaleOps(_rescale):
             scores = forward_scores(model, both)

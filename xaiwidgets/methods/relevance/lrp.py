@@ -24,7 +24,6 @@ from torch import nn
 from ...core.attribution import Attribution
 from ...core.errors import ModelError, ParameterError
 from ...core.progress import Progress
-from ...core.state import frozen_parameters
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores
 from ..base import Method
@@ -75,7 +74,7 @@ def propagate(
     mode = check_mode(conservation)
     ledger = Ledger(per_layer)
     recorder = ledger.record if mode != "off" or per_layer else None
-    with canonized(model, canonize), frozen_parameters(model):
+    with canonized(model, canonize):
         assignment, unsupported = composite.assign(model, bounds=bounds)
         with attached(model, assignment, unsupported=unsupported, record=recorder):
 
