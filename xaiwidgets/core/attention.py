@@ -132,6 +132,7 @@ class AttentionRecorder(TorchFunctionMode):
     def __init__(self, stack: list[str] | None = None, graph: bool = False) -> None:
         super().__init__()
         self.records: list[AttentionRecord] = []
+        self.probs: list[torch.Tensor] = []  # the records' probabilities (filled as the forward runs)
         self.stack = stack
         self.graph = graph
 
@@ -139,6 +140,7 @@ class AttentionRecorder(TorchFunctionMode):
         if self.graph and torch.is_grad_enabled() and probs.is_floating_point() and not probs.requires_grad:
             probs.requires_grad_(True)
         self.records.append(AttentionRecord(probs, self.stack[-1] if self.stack else "", kind))
+        self.probs.append(probs)
         return probs
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
