@@ -154,6 +154,49 @@ def test_ablationcam_definition_both_paths(tiny_cnn, model_name):
     torch.testing.assert_close(a.raw[:, 0], _brute_force_ablation(model, layer, x, 1), rtol=1e-4, atol=1e-5)
 
 
+class Permute(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("layout", ["channels_last_memory", "permuted_view"])
+def test_ablationcam_any_memory_layout(tiny_cnn, layout):
+    """Ablation-CAM on a channels_last model (non-contiguous 4-D outputs) and on a layer whose output is a
+    permuted (N, h, w, C) view: equal to the brute-force definition (the channel axis read through the
+    layout), no raw torch error."""
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5)) + 0.5
+    if layout == "channels_last_memory":
+        import copy
+
+        model = copy.deepcopy(tiny_cnn).to(memory_format=torch.channels_last)
+        xin = x.contiguous(memory_format=torch.channels_last)
+        layer = model.features[3]
+        expected = _brute_force_ablation(model, layer, xin, 1)
+    else:
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), Permute(), nn.Flatten(1),
+                              nn.Linear(6 * 64, 3)).eval()
+        xin, layer = x, model[2]
+        expected = _brute_force_ablation(nn.Sequential(*model[:2], nn.Flatten(1), ReorderedLinear(model[4])),
+                                         model[1], x, 1)
+    a = xw.attribute(model, xin, method="ablationcam", target=1, layer=layer, relu=False, batch_size=4,
+                     progress=False)
+    assert a.extras["ablation_rerun"] == "after the layer"
+    torch.testing.assert_close(a.raw[:, 0], expected, rtol=1e-4, atol=1e-5)
+
+
+class ReorderedLinear(nn.Module):
+    """The permuted model's head read on the channels-first map (the same function, without the permute)."""
+
+    def __init__(self, fc: nn.Linear) -> None:
+        super().__init__()
+        self.fc = fc
+
+    def forward(self, flat):
+        n = flat.shape[0]
+        return self.fc(flat.view(n, 6, 8, 8).permute(0, 2, 3, 1).reshape(n, -1))
+
+
 def test_scorecam_definition_with_constant_channels(tiny_cnn):
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(6))
     a = xw.attribute(tiny_cnn, x, method="scorecam", target=[0, 2], layer="features.3", relu=False,

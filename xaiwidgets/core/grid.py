@@ -55,6 +55,10 @@ def on_input_grid(h: int, w: int, input_hw: tuple[int, int]) -> bool:
     return lo <= hi
 
 
+def _skew(h: int, w: int, input_hw: tuple[int, int]) -> float:
+    return abs(math.log((h / w) / (input_hw[0] / max(1, input_hw[1]))))
+
+
 def token_grid(tokens: int, input_hw: tuple[int, int]) -> tuple[int, int] | None:
     """``(h, w)`` such that the last ``h * w`` of ``tokens`` form a grid on the input (fewest extra leading
     tokens first, at most :data:`MAX_EXTRA_TOKENS`), or None."""
@@ -74,9 +78,11 @@ def grid_of(shape: tuple[int, ...], input_hw: tuple[int, int], batch: int | None
     if batch is not None and (len(shape) < 3 or shape[0] != batch):
         return None
     if len(shape) == 4:
-        if on_input_grid(shape[2], shape[3], input_hw):
-            return "channels_first"
-        return "channels_last" if on_input_grid(shape[1], shape[2], input_hw) else None
+        first, last = on_input_grid(shape[2], shape[3], input_hw), on_input_grid(shape[1], shape[2], input_hw)
+        if first and last:  # both readings fit: the one with the input's aspect ratio (a tie: channels first)
+            return "channels_last" if _skew(shape[1], shape[2], input_hw) < _skew(shape[2], shape[3], input_hw) \
+                else "channels_first"
+        return "channels_first" if first else "channels_last" if last else None
     if len(shape) == 3:
         return "tokens" if token_grid(shape[1], input_hw) is not None else None
     return None
