@@ -331,8 +331,15 @@ def test_swin_channels_last_detected():
 
 def test_spatial_layers_resnet(resnet18, small_input):
     names = cams.spatial_layers(resnet18, small_input)
-    assert names[-1] == "layer4" and "layer4.1.conv2" in names and "conv1" in names
+    assert "layer4.1.conv2" in names and "conv1" in names
     assert not {"fc", "avgpool", "layer4.1.relu"} & set(names)  # 1x1, not spatial, or called twice
+    # block outputs first (every input-to-output path passes through them; one name per tensor), then the rest
+    choices = cams.layer_choices(resnet18, small_input)
+    blocks = [c["name"] for c in choices if c["block"]]
+    assert blocks == ["conv1", "relu", "maxpool", "layer1.0", "layer1", "layer2.0", "layer2", "layer3.0", "layer3",
+                      "layer4.0", "layer4"]
+    assert names[:len(blocks)] == blocks and [c["name"] for c in choices if c["default"]] == ["layer4"]
+    assert not any(c["block"] for c in choices[len(blocks):])  # inside residual blocks: bypassed by the skip
 
 
 def test_bad_layer_name_suggests(resnet18, small_input):

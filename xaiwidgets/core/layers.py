@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -53,6 +53,7 @@ class Pass:
     calls: dict[str, int]
     attention: set[str]
     output: object = None
+    nodes: list = field(default_factory=list)  # per call: its output's autograd node when it was returned
 
 
 def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: bool = False) -> Pass:
@@ -64,6 +65,7 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: 
     changes can disturb the pass that the layer choice is read from.
     """
     finished: list[tuple[str, object, object]] = []
+    nodes: list = []
     calls: dict[str, int] = {}
     stack: list[str] = []
 
@@ -75,6 +77,7 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: 
                     and not output.requires_grad and output.grad_fn is None and output is not first):
                 output.requires_grad_(True)
             finished.append((name, first, output))
+            nodes.append(output.grad_fn if isinstance(output, torch.Tensor) else None)
 
         return hook
 
@@ -85,7 +88,7 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: 
         recorder = AttentionRecorder(stack)
         with torch.set_grad_enabled(grad), recorder:
             output = run_forward()
-    return Pass(finished, calls, attention_modules(recorder.records), output)
+    return Pass(finished, calls, attention_modules(recorder.records), output, nodes)
 
 
 def _grid_cells(t: object, input_hw: tuple[int, int], batch: int) -> torch.Tensor | None:
@@ -132,6 +135,84 @@ def _reaches_output(rec: Pass, tensors: list[torch.Tensor], input_hw: tuple[int,
     for i, g in zip(live, grads):
         result[i] = g is not None and bool(to_grid(g, input_hw).ne(0).any())
     return result
+
+
+def _trunk_nodes(rec: Pass) -> set | None:
+    """The autograd nodes every path from the input to the output passes through (the trunk: block and
+    stage outputs; a residual block's inner layers are bypassed by its skip path), or None without a graph.
+
+    Nodes on some input-to-output path are put in topological order (output first); a node is on the trunk
+    when no edge between two such nodes jumps over it.
+    """
+    from .targets import scores_from_output
+
+    try:
+        out = scores_from_output(rec.output, 1)
+    except Exception:  # an output that is not scores
+        return None
+    if out.grad_fn is None:
+        return None
+    children: dict = {}
+    order: list = []  # post-order (children before parents), iterative
+    todo: list = [(out.grad_fn, False)]
+    while todo:
+        node, done = todo.pop()
+        if done:
+            order.append(node)
+            continue
+        if node in children:
+            continue
+        children[node] = [c for c, _ in node.next_functions if c is not None]
+        todo.append((node, True))
+        todo.extend((c, False) for c in children[node] if c not in children)
+    # sources: leaves that are no parameter (the input, or activations made to require a gradient)
+    reaches: dict = {}
+    for node in order:  # children first
+        source = not children[node] and not isinstance(getattr(node, "variable", None), (nn.Parameter, type(None)))
+        reaches[node] = source or any(reaches.get(c, False) for c in children[node])
+    relevant = [n for n in reversed(order) if reaches[n]]  # parents before children: output first
+    pos = {n: i for i, n in enumerate(relevant)}
+    cover = [0] * (len(relevant) + 1)
+    for n in relevant:
+        for c in children[n]:
+            if c in pos and pos[c] > pos[n] + 1:
+                cover[pos[n] + 1] += 1
+                cover[pos[c]] -= 1
+    trunk, running = set(), 0
+    for i, n in enumerate(relevant):
+        running += cover[i]
+        if running == 0:
+            trunk.add(n)
+    return trunk
+
+
+@dataclass
+class MapLayer:
+    """A module whose output is a map on the input grid, outside attention (see :func:`map_layers`)."""
+
+    name: str
+    shape: tuple[int, ...]
+    grid: tuple[int, int]
+    block: bool  # on the trunk: every path from input to output passes through it (block/stage outputs)
+    outermost: str  # the last module to return this very tensor (``layer4`` for ``layer4.1``'s output)
+
+
+def map_layers(model: nn.Module, run_forward: Callable[[], object], input_hw: tuple[int, int],
+               batch: int = 1) -> list[MapLayer]:
+    """The layers a CAM can explain, in finishing order: modules run once per forward whose output is a
+    map on the input grid (:func:`~.grid.grid_of`), neither an attention module nor inside one, and whose
+    grid cells the output depends on; ``block`` marks those on the trunk (:func:`_trunk_nodes`)."""
+    rec = _record_calls(model, run_forward, grad=True)
+    found = [(i, cells) for i, (name, _inp, out) in enumerate(rec.finished)
+             if rec.calls.get(name) == 1 and not _inside(name, rec.attention)
+             and (cells := _grid_cells(out, input_hw, batch)) is not None]
+    reach = _reaches_output(rec, [rec.finished[i][2] for i, _c in found], input_hw)  # type: ignore[misc]
+    trunk = _trunk_nodes(rec)
+    last_name = {id(out): name for name, _inp, out in rec.finished}
+    return [MapLayer(rec.finished[i][0], tuple(rec.finished[i][2].shape),  # type: ignore[union-attr]
+                     (int(cells.shape[-2]), int(cells.shape[-1])),
+                     trunk is not None and rec.nodes[i] in trunk, last_name[id(rec.finished[i][2])])
+            for (i, cells), ok in zip(found, reach) if ok is not False]
 
 
 def choose_feature_map(model: nn.Module, run_forward: Callable[[], object], input_hw: tuple[int, int],
