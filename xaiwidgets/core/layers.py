@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,13 +57,16 @@ class Pass:
     nodes: list = field(default_factory=list)  # per call: its output's autograd node when it was returned
 
 
-def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: bool = False) -> Pass:
+def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: bool = False,
+                  then: Callable[[Pass], Any] | None = None) -> Any:
     """Record one forward (see :class:`Pass`); with ``grad``, under ``torch.enable_grad`` with every
     activation in the graph (module outputs that need no gradient, a frozen model's, are made to, as
     fresh tensors of ours: no parameter's ``requires_grad`` is touched).
 
     Runs under the model's lock (:func:`~.state.preserved`): no other computation's hooks or in-place
-    changes can disturb the pass that the layer choice is read from.
+    changes can disturb the pass that the layer choice is read from. ``then(pass)``, when given, runs inside
+    the same block (before the model's state is restored: a backward through a pass in training mode needs
+    the batch-norm buffers as the forward left them) and its result is returned instead of the pass.
     """
     finished: list[tuple[str, object, object]] = []
     nodes: list = []
@@ -88,7 +92,8 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: 
         recorder = AttentionRecorder(stack)
         with torch.set_grad_enabled(grad), recorder:
             output = run_forward()
-    return Pass(finished, calls, attention_modules(recorder.records), output, nodes)
+        rec = Pass(finished, calls, attention_modules(recorder.records), output, nodes)
+        return then(rec) if then is not None else rec
 
 
 def _grid_cells(t: object, input_hw: tuple[int, int], batch: int) -> torch.Tensor | None:
@@ -202,7 +207,10 @@ def map_layers(model: nn.Module, run_forward: Callable[[], object], input_hw: tu
     """The layers a CAM can explain, in finishing order: modules run once per forward whose output is a
     map on the input grid (:func:`~.grid.grid_of`), neither an attention module nor inside one, and whose
     grid cells the output depends on; ``block`` marks those on the trunk (:func:`_trunk_nodes`)."""
-    rec = _record_calls(model, run_forward, grad=True)
+    return _record_calls(model, run_forward, grad=True, then=lambda rec: _map_layers(rec, input_hw, batch))
+
+
+def _map_layers(rec: Pass, input_hw: tuple[int, int], batch: int) -> list[MapLayer]:
     found = [(i, cells) for i, (name, _inp, out) in enumerate(rec.finished)
              if rec.calls.get(name) == 1 and not _inside(name, rec.attention)
              and (cells := _grid_cells(out, input_hw, batch)) is not None]
@@ -231,7 +239,11 @@ def choose_feature_map(model: nn.Module, run_forward: Callable[[], object], inpu
     tensor (an activation applied by a shared module or a function in between: EfficientNet's ``ReLU6``),
     its input is explained instead (e.g. "input of _avg_pooling").
     """
-    rec = _record_calls(model, run_forward, grad=True)
+    return _record_calls(model, run_forward, grad=True,
+                         then=lambda rec: _choose(rec, input_hw, batch, inputs_too=inputs_too))
+
+
+def _choose(rec: Pass, input_hw: tuple[int, int], batch: int, *, inputs_too: bool) -> FeatureMap:
     cand: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # (index in finished, raw tensor, grid)
     skipped: dict[str, list[str]] = {"attention": [], "output": []}
     for i, (name, inp, out) in enumerate(rec.finished):
