@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -186,19 +187,33 @@ def module_stack(model: nn.Module, stack: list[str]) -> Iterator[None]:
         yield
 
 
+_FASTPATH_GUARD = threading.Lock()
+_FASTPATH_USERS = [0, None]  # [blocks inside no_fused_paths (any thread), the setting before the first]
+
+
 @contextlib.contextmanager
 def no_fused_paths() -> Iterator[None]:
     """Switch off torch's fused transformer fast paths (``nn.TransformerEncoderLayer`` and
-    ``nn.MultiheadAttention`` in inference), which compute attention in one C++ call no mode can see."""
+    ``nn.MultiheadAttention`` in inference), which compute attention in one C++ call no mode can see.
+
+    The setting is process-wide: it is counted across threads (two models explained at once) and put back
+    when the last block exits."""
     backend = getattr(torch.backends, "mha", None)
-    saved = backend.get_fastpath_enabled() if backend is not None else None
-    try:
-        if backend is not None:
+    if backend is None:
+        yield
+        return
+    with _FASTPATH_GUARD:
+        if _FASTPATH_USERS[0] == 0:
+            _FASTPATH_USERS[1] = backend.get_fastpath_enabled()
             backend.set_fastpath_enabled(False)
+        _FASTPATH_USERS[0] += 1
+    try:
         yield
     finally:
-        if backend is not None:
-            backend.set_fastpath_enabled(saved)
+        with _FASTPATH_GUARD:
+            _FASTPATH_USERS[0] -= 1
+            if _FASTPATH_USERS[0] == 0:
+                backend.set_fastpath_enabled(bool(_FASTPATH_USERS[1]))
 
 
 def attention_modules(records: list[AttentionRecord]) -> set[str]:

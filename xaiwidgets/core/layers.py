@@ -54,11 +54,12 @@ class Pass:
     calls: dict[str, int]
     attention: set[str]
     output: object = None
-    nodes: list = field(default_factory=list)  # per call: its output's autograd node when it was returned
+    nodes: list = field(default_factory=list)
+    batch: int = 1  # per call: its output's autograd node when it was returned
 
 
 def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: bool = False,
-                  then: Callable[[Pass], Any] | None = None) -> Any:
+                  then: Callable[[Pass], Any] | None = None, batch: int = 1) -> Any:
     """Record one forward (see :class:`Pass`); with ``grad``, under ``torch.enable_grad`` with every
     activation in the graph (module outputs that need no gradient, a frozen model's, are made to, as
     fresh tensors of ours: no parameter's ``requires_grad`` is touched).
@@ -92,7 +93,7 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: 
         recorder = AttentionRecorder(stack)
         with torch.set_grad_enabled(grad), recorder:
             output = run_forward()
-        rec = Pass(finished, calls, attention_modules(recorder.records), output, nodes)
+        rec = Pass(finished, calls, attention_modules(recorder.records), output, nodes, batch)
         return then(rec) if then is not None else rec
 
 
@@ -128,7 +129,7 @@ def _reaches_output(rec: Pass, tensors: list[torch.Tensor], input_hw: tuple[int,
     from .targets import scores_from_output
 
     try:
-        out = scores_from_output(rec.output, 1) if rec.output is not None else None
+        out = scores_from_output(rec.output, rec.batch) if rec.output is not None else None
     except Exception:  # an output that is not scores: no path test
         out = None
     live = [i for i, t in enumerate(tensors) if t.requires_grad]
@@ -152,7 +153,7 @@ def _trunk_nodes(rec: Pass) -> set | None:
     from .targets import scores_from_output
 
     try:
-        out = scores_from_output(rec.output, 1)
+        out = scores_from_output(rec.output, rec.batch)
     except Exception:  # an output that is not scores
         return None
     if out.grad_fn is None:
@@ -207,7 +208,8 @@ def map_layers(model: nn.Module, run_forward: Callable[[], object], input_hw: tu
     """The layers a CAM can explain, in finishing order: modules run once per forward whose output is a
     map on the input grid (:func:`~.grid.grid_of`), neither an attention module nor inside one, and whose
     grid cells the output depends on; ``block`` marks those on the trunk (:func:`_trunk_nodes`)."""
-    return _record_calls(model, run_forward, grad=True, then=lambda rec: _map_layers(rec, input_hw, batch))
+    return _record_calls(model, run_forward, grad=True, then=lambda rec: _map_layers(rec, input_hw, batch),
+                         batch=batch)
 
 
 def _map_layers(rec: Pass, input_hw: tuple[int, int], batch: int) -> list[MapLayer]:
@@ -240,7 +242,7 @@ def choose_feature_map(model: nn.Module, run_forward: Callable[[], object], inpu
     its input is explained instead (e.g. "input of _avg_pooling").
     """
     return _record_calls(model, run_forward, grad=True,
-                         then=lambda rec: _choose(rec, input_hw, batch, inputs_too=inputs_too))
+                         then=lambda rec: _choose(rec, input_hw, batch, inputs_too=inputs_too), batch=batch)
 
 
 def _choose(rec: Pass, input_hw: tuple[int, int], batch: int, *, inputs_too: bool) -> FeatureMap:
