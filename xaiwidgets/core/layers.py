@@ -106,6 +106,12 @@ def _grid_cells(t: object, input_hw: tuple[int, int], batch: int) -> torch.Tenso
     return to_grid(t, input_hw)
 
 
+def _grows(before: torch.Tensor | None, after: torch.Tensor) -> bool:
+    """Whether a module's output grid has more cells than its input's (padding, upsampling, resampling to a
+    fixed size): a step for the next layer, not a feature map of its own."""
+    return before is not None and before.shape[-2] * before.shape[-1] < after.shape[-2] * after.shape[-1]
+
+
 def _inside(name: str, modules: set[str]) -> bool:
     return any(name == m or name.startswith(m + ".") for m in modules)
 
@@ -206,19 +212,21 @@ class MapLayer:
 def map_layers(model: nn.Module, run_forward: Callable[[], object], input_hw: tuple[int, int],
                batch: int = 1) -> list[MapLayer]:
     """The layers a CAM can explain, in finishing order: modules run once per forward whose output is a
-    map on the input grid (:func:`~.grid.grid_of`), neither an attention module nor inside one, and whose
+    map on the input grid (:func:`~.grid.grid_of`), neither an attention module nor inside one, not handing
+    on their input object unchanged (``nn.Identity``) or growing its grid (padding, upsampling), and whose
     grid cells the output depends on; ``block`` marks those on the trunk (:func:`_trunk_nodes`)."""
     return _record_calls(model, run_forward, grad=True, then=lambda rec: _map_layers(rec, input_hw, batch),
                          batch=batch)
 
 
 def _map_layers(rec: Pass, input_hw: tuple[int, int], batch: int) -> list[MapLayer]:
-    found = [(i, cells) for i, (name, _inp, out) in enumerate(rec.finished)
-             if rec.calls.get(name) == 1 and not _inside(name, rec.attention)
-             and (cells := _grid_cells(out, input_hw, batch)) is not None]
+    found = [(i, cells) for i, (name, inp, out) in enumerate(rec.finished)
+             if rec.calls.get(name) == 1 and not _inside(name, rec.attention) and out is not inp
+             and (cells := _grid_cells(out, input_hw, batch)) is not None
+             and not _grows(_grid_cells(inp, input_hw, batch), cells)]
     reach = _reaches_output(rec, [rec.finished[i][2] for i, _c in found], input_hw)  # type: ignore[misc]
     trunk = _trunk_nodes(rec)
-    last_name = {id(out): name for name, _inp, out in rec.finished}
+    last_name = {id(out): name for name, inp, out in rec.finished if out is not inp}  # pass-throughs name nothing
     return [MapLayer(rec.finished[i][0], tuple(rec.finished[i][2].shape),  # type: ignore[union-attr]
                      (int(cells.shape[-2]), int(cells.shape[-1])),
                      trunk is not None and rec.nodes[i] in trunk, last_name[id(rec.finished[i][2])])
@@ -258,8 +266,8 @@ def _choose(rec: Pass, input_hw: tuple[int, int], batch: int, *, inputs_too: boo
             skipped["attention"].append(name)
             continue
         before = _grid_cells(inp, input_hw, batch)
-        if before is not None and (before.shape[-2] * before.shape[-1] < cells.shape[-2] * cells.shape[-1]
-                                   or (inp is out or (before.shape == cells.shape and torch.equal(before, cells)))):
+        if before is not None and (_grows(before, cells) or inp is out
+                                   or (before.shape == cells.shape and torch.equal(before, cells))):
             continue  # upsamples, or hands its input on unchanged: the earlier module names the map
         cand.append((i, out, cells))  # type: ignore[arg-type]
     if not cand:

@@ -30,7 +30,8 @@ def layer_choices(model: Any, inputs: torch.Tensor) -> list[dict[str, Any]]:
 
     Each entry: ``name``, ``shape`` (the output's, one sample), ``grid`` ``(h, w)``, ``block`` (on the trunk:
     every path from the input to the output passes through it: stage and residual-block outputs; one name per
-    tensor, the outermost module's) and ``default`` (what the CAMs explain without ``layer=``).
+    tensor, the outermost module's) and ``default`` (what the CAMs explain without ``layer=``; no row has it
+    when that is a module's input, e.g. "input of _avg_pooling" on EfficientNet, which no name selects).
     """
     from .base import default_layer
 
