@@ -55,7 +55,12 @@ class Pass:
     attention: set[str]
     output: object = None
     nodes: list = field(default_factory=list)
-    batch: int = 1  # per call: its output's autograd node when it was returned
+    batch: int = 1
+    inplace: set[str] = field(default_factory=set)  # modules returning their input changed in place (ReLU_)
+
+    def passes_on(self, name: str, inp: object, out: object) -> bool:
+        """Whether the module returned its input object untouched (``nn.Identity``)."""
+        return out is inp and name not in self.inplace  # per call: its output's autograd node when it was returned
 
 
 def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: bool = False,
@@ -73,11 +78,22 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: 
     nodes: list = []
     calls: dict[str, int] = {}
     stack: list[str] = []
+    versions: dict[str, int] = {}
+    inplace: set[str] = set()
+
+    def make_pre(name: str):
+        def pre(_module: nn.Module, args: tuple) -> None:
+            if args and isinstance(args[0], torch.Tensor):
+                versions[name] = args[0]._version
+
+        return pre
 
     def make_hook(name: str):
         def hook(_module: nn.Module, args: tuple, output: object) -> None:
             calls[name] = calls.get(name, 0) + 1
             first = args[0] if args else None
+            if isinstance(output, torch.Tensor) and output is first and output._version != versions.get(name):
+                inplace.add(name)
             if (grad and isinstance(output, torch.Tensor) and output.is_floating_point()
                     and not output.requires_grad and output.grad_fn is None and output is not first):
                 output.requires_grad_(True)
@@ -89,11 +105,12 @@ def _record_calls(model: nn.Module, run_forward: Callable[[], object], *, grad: 
     with preserved(model), Hooks() as hooks, no_fused_paths(), module_stack(model, stack):
         for name, module in model.named_modules():
             if name:
+                hooks.add(module.register_forward_pre_hook(make_pre(name)))
                 hooks.add(module.register_forward_hook(make_hook(name)))
         recorder = AttentionRecorder(stack)
         with torch.set_grad_enabled(grad), recorder:
             output = run_forward()
-        rec = Pass(finished, calls, attention_modules(recorder.records), output, nodes, batch)
+        rec = Pass(finished, calls, attention_modules(recorder.records), output, nodes, batch, inplace)
         return then(rec) if then is not None else rec
 
 
@@ -221,12 +238,13 @@ def map_layers(model: nn.Module, run_forward: Callable[[], object], input_hw: tu
 
 def _map_layers(rec: Pass, input_hw: tuple[int, int], batch: int) -> list[MapLayer]:
     found = [(i, cells) for i, (name, inp, out) in enumerate(rec.finished)
-             if rec.calls.get(name) == 1 and not _inside(name, rec.attention) and out is not inp
+             if rec.calls.get(name) == 1 and not _inside(name, rec.attention) and not rec.passes_on(name, inp, out)
              and (cells := _grid_cells(out, input_hw, batch)) is not None
              and not _grows(_grid_cells(inp, input_hw, batch), cells)]
     reach = _reaches_output(rec, [rec.finished[i][2] for i, _c in found], input_hw)  # type: ignore[misc]
     trunk = _trunk_nodes(rec)
-    last_name = {id(out): name for name, inp, out in rec.finished if out is not inp}  # pass-throughs name nothing
+    last_name = {id(out): name for name, inp, out in rec.finished
+                 if not rec.passes_on(name, inp, out)}  # pass-throughs name nothing
     return [MapLayer(rec.finished[i][0], tuple(rec.finished[i][2].shape),  # type: ignore[union-attr]
                      (int(cells.shape[-2]), int(cells.shape[-1])),
                      trunk is not None and rec.nodes[i] in trunk, last_name[id(rec.finished[i][2])])
@@ -266,8 +284,8 @@ def _choose(rec: Pass, input_hw: tuple[int, int], batch: int, *, inputs_too: boo
             skipped["attention"].append(name)
             continue
         before = _grid_cells(inp, input_hw, batch)
-        if before is not None and (_grows(before, cells) or inp is out
-                                   or (before.shape == cells.shape and torch.equal(before, cells))):
+        if before is not None and (_grows(before, cells) or (name not in rec.inplace and (
+                inp is out or (before.shape == cells.shape and torch.equal(before, cells))))):
             continue  # upsamples, or hands its input on unchanged: the earlier module names the map
         cand.append((i, out, cells))  # type: ignore[arg-type]
     if not cand:
