@@ -61,8 +61,10 @@ ORACLES: dict[str, tuple[str, str]] = {
     "deeplift": ("captum `DeepLift`", "<= 1e-5 x max abs"),
     "deepshap": ("captum `DeepLiftShap`", "<= 1e-5 x max abs"),
     "anchors": ("anchor-exp (marcotcr) anchor lengths; precision on fresh samples", ">= threshold"),
-    "attention_rollout": ("brute-force matrix product", "1e-6"),
-    "transformer_relevance": ("definition (Chefer et al.) on tiny models", "finite, shape"),
+    "attention_rollout": ("the paper's formula on the model's own probabilities (timm ViT/DeiT/hybrid eager, "
+                          "torchvision head weights, HF output_attentions)", "rtol 1e-4, atol 1e-6"),
+    "transformer_relevance": ("the paper's formula on timm's own eager probabilities and their gradients "
+                              "(ViT, DeiT, hybrid)", "rtol 1e-4, atol 1e-6"),
 }
 
 

@@ -155,6 +155,49 @@ def test_ablationcam_definition_both_paths(tiny_cnn, model_name):
     torch.testing.assert_close(a.raw[:, 0], _brute_force_ablation(model, layer, x, 1), rtol=1e-4, atol=1e-5)
 
 
+class Permute(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("layout", ["channels_last_memory", "permuted_view"])
+def test_ablationcam_any_memory_layout(tiny_cnn, layout):
+    """Ablation-CAM on a channels_last model (non-contiguous 4-D outputs) and on a layer whose output is a
+    permuted (N, h, w, C) view: equal to the brute-force definition (the channel axis read through the
+    layout), no raw torch error."""
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5)) + 0.5
+    if layout == "channels_last_memory":
+        import copy
+
+        model = copy.deepcopy(tiny_cnn).to(memory_format=torch.channels_last)
+        xin = x.contiguous(memory_format=torch.channels_last)
+        layer = model.features[3]
+        expected = _brute_force_ablation(model, layer, xin, 1)
+    else:
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), Permute(), nn.Flatten(1),
+                              nn.Linear(6 * 64, 3)).eval()
+        xin, layer = x, model[2]
+        expected = _brute_force_ablation(nn.Sequential(*model[:2], nn.Flatten(1), ReorderedLinear(model[4])),
+                                         model[1], x, 1)
+    a = xw.attribute(model, xin, method="ablationcam", target=1, layer=layer, relu=False, batch_size=4,
+                     progress=False)
+    assert a.extras["ablation_rerun"] == "after the layer"
+    torch.testing.assert_close(a.raw[:, 0], expected, rtol=1e-4, atol=1e-5)
+
+
+class ReorderedLinear(nn.Module):
+    """The permuted model's head read on the channels-first map (the same function, without the permute)."""
+
+    def __init__(self, fc: nn.Linear) -> None:
+        super().__init__()
+        self.fc = fc
+
+    def forward(self, flat):
+        n = flat.shape[0]
+        return self.fc(flat.view(n, 6, 8, 8).permute(0, 2, 3, 1).reshape(n, -1))
+
+
 def test_scorecam_definition_with_constant_channels(tiny_cnn):
     x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(6))
     a = xw.attribute(tiny_cnn, x, method="scorecam", target=[0, 2], layer="features.3", relu=False,
@@ -300,7 +343,8 @@ def test_swin_channels_last_detected():
     assert auto.raw.shape == (2, 1, 4, 4)
     torch.testing.assert_close(auto.raw, forced.raw)
     torch.testing.assert_close(auto.raw, after_permute.raw, rtol=1e-5, atol=1e-6)
-    assert xw.attribute(swin, x, method="gradcam", progress=False).extras["layer"] == "permute"
+    # the default is the map itself: "permute" only re-lays out norm's map (the same cells), so it is skipped
+    assert xw.attribute(swin, x, method="gradcam", progress=False).extras["layer"] == "norm"
     assert {"features.3", "norm", "permute"} <= set(cams.spatial_layers(swin, x))
 
 
@@ -309,8 +353,15 @@ def test_swin_channels_last_detected():
 
 def test_spatial_layers_resnet(resnet18, small_input):
     names = cams.spatial_layers(resnet18, small_input)
-    assert names[-1] == "layer4" and "layer4.1.conv2" in names and "conv1" in names
+    assert "layer4.1.conv2" in names and "conv1" in names
     assert not {"fc", "avgpool", "layer4.1.relu"} & set(names)  # 1x1, not spatial, or called twice
+    # block outputs first (every input-to-output path passes through them; one name per tensor), then the rest
+    choices = cams.layer_choices(resnet18, small_input)
+    blocks = [c["name"] for c in choices if c["block"]]
+    assert blocks == ["conv1", "relu", "maxpool", "layer1.0", "layer1", "layer2.0", "layer2", "layer3.0", "layer3",
+                      "layer4.0", "layer4"]
+    assert names[:len(blocks)] == blocks and [c["name"] for c in choices if c["default"]] == ["layer4"]
+    assert not any(c["block"] for c in choices[len(blocks):])  # inside residual blocks: bypassed by the skip
 
 
 def test_bad_layer_name_suggests(resnet18, small_input):

@@ -131,3 +131,51 @@ def test_frozen_models_give_the_same_maps(make, cls):
     torch.testing.assert_close(out, ref)
     assert not any(p.requires_grad for p in model.parameters())
     assert torch.backends.mha.get_fastpath_enabled() == fastpath
+
+
+class _HandBuiltViT(torch.nn.Module):
+    """Attention written inline (no module named *Attention, no nn.MultiheadAttention): a softmax over
+    (N, heads, T, T) scores; the probabilities are kept on the module for the test's reference."""
+
+    def __init__(self, heads: int = 2, dim: int = 16) -> None:
+        super().__init__()
+        self.heads = heads
+        self.patch = torch.nn.Conv2d(3, dim, 8, 8)
+        self.cls = torch.nn.Parameter(torch.randn(1, 1, dim))
+        self.qkv = torch.nn.ModuleList(torch.nn.Linear(dim, 3 * dim) for _ in range(2))
+        self.head = torch.nn.Linear(dim, 4)
+        self.kept: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([self.cls.expand(len(x), -1, -1), self.patch(x).flatten(2).transpose(1, 2)], 1)
+        n, t, d = h.shape
+        for qkv in self.qkv:
+            q, k, v = qkv(h).reshape(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            a = (q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5).softmax(dim=-1)
+            self.kept.append(a.detach())
+            h = h + (a @ v).transpose(1, 2).reshape(n, t, d)
+        return self.head(h[:, 0])
+
+
+def test_hand_built_inline_attention_is_found():
+    torch.manual_seed(0)
+    model = _HandBuiltViT().eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    got = AttentionRollout(model).attribute(x, progress=False)
+    expected = _rollout_reference(model.kept[-2:], 2, 17)
+    torch.testing.assert_close(got.raw, expected.reshape(2, 4, 4), rtol=1e-5, atol=1e-6)
+    assert got.extras["attention_modules"] == [""]  # computed in the model's own forward
+
+
+def test_fast_path_setting_is_counted_across_overlapping_blocks():
+    """torch's fast-path flag is process-wide: overlapping blocks (two threads) restore it only at the end."""
+    from xaiwidgets.core.attention import no_fused_paths
+
+    before = torch.backends.mha.get_fastpath_enabled()
+    first, second = no_fused_paths(), no_fused_paths()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not torch.backends.mha.get_fastpath_enabled()
+    second.__exit__(None, None, None)
+    assert torch.backends.mha.get_fastpath_enabled() == before

@@ -8,17 +8,19 @@
   arXiv:2103.15679): ``R <- R + mean_h((dy/dA * A)^+) R`` layer by layer from ``R = I``.
 
 The explained row is the [CLS] token's (``pooling="cls"``, ViT) or the mean over the tokens (``"mean"``,
-mean-pooled sentence models such as the MiniLM demo). Attention probabilities come from forward hooks:
-Hugging Face attention modules (the innermost ``*Attention``: ``BertSelfAttention``,
-``ViTAttention``, ...) are switched to the eager implementation for the call;
-torchvision's ``nn.MultiheadAttention`` gets an explicit forward (same maths, weights kept in the graph)
-for the call. Both are restored afterwards.
+mean-pooled sentence models such as the MiniLM demo; on images the first token when the sequence has
+class/register tokens before the patch grid, else the mean). Attention is found by what the forward
+computes, not by class names (:mod:`xaiwidgets.core.attention`): fused ``scaled_dot_product_attention`` (timm,
+Hugging Face ``sdpa``), multi-head attention (torchvision, ``nn.TransformerEncoder``) and eager attention
+softmaxes, each computed explicitly so the probabilities are tensors in the graph. No module, config or
+``requires_grad`` flag is changed: for a frozen model the probabilities themselves are made to require a
+gradient. Windowed attention (Swin) and models whose token set changes between layers are refused with the
+reason: the token-to-token matrices these methods multiply do not exist there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -26,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.attention import AttentionRecorder, module_stack, no_fused_paths
 from ..core.attribution import Attribution
 from ..core.errors import InputError, ModelError, ParameterError
+from ..core.grid import token_grid
 from ..core.inputs import as_batch
 from ..core.progress import Progress, as_progress
 from ..core.state import preserved
@@ -39,94 +43,50 @@ from .registry import register
 FUSIONS = ("mean", "max", "min")
 
 
-def _explicit_mha(module: nn.MultiheadAttention, store: list[torch.Tensor]):
-    """A forward for ``module`` computing softmax(QK^T/sqrt(d)) explicitly and recording it."""
-
-    def forward(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
-                average_attn_weights=True, is_causal=False):
-        if not module._qkv_same_embed_dim or module.bias_k is not None or not (query is key is value):
-            raise ModelError("attention capture supports self-attention nn.MultiheadAttention only")
-        x = query if module.batch_first else query.transpose(0, 1)
-        n, t, e = x.shape
-        h = module.num_heads
-        q, k, v = F.linear(x, module.in_proj_weight, module.in_proj_bias).chunk(3, -1)
-        q, k, v = (z.reshape(n, t, h, e // h).transpose(1, 2) for z in (q, k, v))
-        logits = q @ k.transpose(-1, -2) / math.sqrt(e // h)
-        if attn_mask is not None:
-            logits = logits + (attn_mask.float().masked_fill(attn_mask, -math.inf) if attn_mask.dtype == torch.bool
-                               else attn_mask)
-        if key_padding_mask is not None:
-            logits = logits.masked_fill(key_padding_mask.bool()[:, None, None, :], -math.inf)
-        attn = logits.softmax(-1)
-        store.append(attn)
-        out = module.out_proj((attn @ v).transpose(1, 2).reshape(n, t, e))
-        out = out if module.batch_first else out.transpose(0, 1)
-        return out, (attn.mean(1) if average_attn_weights else attn) if need_weights else None
-
-    return forward
-
-
-def hf_attention_modules(model: nn.Module) -> list[nn.Module]:
-    """The innermost self-attention modules returning ``(output, probabilities)``: Hugging Face classes whose
-    name ends with ``Attention`` (``BertSelfAttention``, ``ViTAttention``, ``DeiTAttention``; transformers 5
-    names ViT's ``ViTAttention``) or any ``*SelfAttention``, not cross-attention; a wrapper (``BertAttention``)
-    that contains one of them is left out so each layer is recorded once."""
-    def wanted(m: nn.Module) -> bool:
-        name = type(m).__name__
-        hf = type(m).__module__.startswith("transformers.") and name.endswith("Attention")
-        return (hf or name.endswith("SelfAttention")) and "Cross" not in name
-
-    found = [m for m in model.modules() if wanted(m)]
-    ids = {id(m) for m in found}
-    return [m for m in found if not any(id(c) in ids for c in m.modules() if c is not m)]
-
-
 @contextlib.contextmanager
-def capture_attentions(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Record each self-attention layer's probabilities ``(N, H, T, T)`` (in call order) during the block."""
-    store: list[torch.Tensor] = []
-    mhas = [m for m in model.modules() if isinstance(m, nn.MultiheadAttention)]
-    hf = hf_attention_modules(model)
-    if not mhas and not hf:
+def capture_attentions(model: nn.Module, *, graph: bool = False) -> Iterator[list[torch.Tensor]]:
+    """Record the probabilities of every attention computed during the block, in call order.
+
+    Attention is found by what the forward computes, whatever module does it (:mod:`~..core.attention`):
+    ``F.scaled_dot_product_attention`` (timm's fused attention, Hugging Face ``sdpa``), multi-head attention
+    (``nn.MultiheadAttention``, torchvision's ViT, ``nn.TransformerEncoder``) and attention softmaxes (eager
+    implementations). torch's fused transformer fast paths are switched off for the block. The yielded list
+    fills as the forward runs; :func:`self_attentions` checks and shapes it. With ``graph`` (under
+    ``torch.enable_grad``) the probabilities are in the autograd graph even for a frozen model.
+    """
+    stack: list[str] = []
+    recorder = AttentionRecorder(stack, graph=graph)
+    with no_fused_paths(), module_stack(model, stack), recorder:
+        yield recorder.probs
+
+
+def self_attentions(probs: list[torch.Tensor], modules: list[str], n: int) -> list[torch.Tensor]:
+    """The recorded probabilities as ``(N, H, T, T)`` per layer; ModelError where they are not one
+    token-to-token self-attention over the whole sequence (then rollout and relevance are undefined)."""
+    if not probs:
         raise ModelError(
-            "found no attention layers (nn.MultiheadAttention or Hugging Face *Attention modules) in the model"
+            "found no attention in the forward pass: no F.scaled_dot_product_attention, multi-head attention "
+            "or softmax over (N, heads, T, T) scores was computed. Attention methods need a transformer whose "
+            "attention is computed with torch (a custom kernel is invisible); use a gradient or CAM method"
         )
-    configs = {id(m.config): m.config for m in model.modules() if hasattr(getattr(m, "config", None),
-                                                                         "_attn_implementation")}
-    saved = {k: c._attn_implementation for k, c in configs.items()}
-    handles = []
-    patched = []
-    # nn.TransformerEncoderLayer's fused fast path (taken when no parameter needs a gradient) never calls
-    # self_attn.forward: switch it off so the explicit forward records the probabilities
-    mha_backend = getattr(torch.backends, "mha", None)
-    fastpath = mha_backend.get_fastpath_enabled() if mha_backend is not None else None
-    try:
-        if mha_backend is not None:
-            mha_backend.set_fastpath_enabled(False)
-        for c in configs.values():
-            c._attn_implementation = "eager"
-        for m in hf:
-            def hook(_m, _i, out):
-                if isinstance(out, tuple) and len(out) > 1 and isinstance(out[1], torch.Tensor):
-                    store.append(out[1])
-            handles.append(m.register_forward_hook(hook))
-        for m in mhas:
-            had = "forward" in m.__dict__
-            patched.append((m, had, m.__dict__.get("forward")))
-            m.forward = _explicit_mha(m, store)
-        yield store
-    finally:
-        for h in handles:
-            h.remove()
-        for m, had, old in patched:
-            if had:
-                m.forward = old
-            else:
-                del m.forward
-        for k, c in configs.items():
-            c._attn_implementation = saved[k]
-        if mha_backend is not None:
-            mha_backend.set_fastpath_enabled(fastpath)
+    out = []
+    for a, where in zip(probs, modules):
+        a = a.unsqueeze(1) if a.dim() == 3 else a
+        where = f"attention in {where}" if where else "attention in the model's own forward"
+        if a.dim() != 4 or a.shape[0] != n:
+            raise ModelError(
+                f"{where} has probabilities of shape {tuple(a.shape)} for a batch of {n}: it attends within "
+                "windows or groups (e.g. Swin's shifted windows), not across all tokens of an image, so a "
+                "token-to-token rollout is not defined; use gradcam (its default layer handles such models)"
+            )
+        if a.shape[-1] != a.shape[-2] or a.shape[-1] != probs[0].shape[-1]:
+            raise ModelError(
+                f"{where} maps {a.shape[-1]} tokens to {a.shape[-2]} (the first layer has {probs[0].shape[-1]}): "
+                "the token set changes between layers (pooling or merging), so rollout and relevance, which "
+                "multiply token-to-token matrices of one size, are not defined for this model"
+            )
+        out.append(a)
+    return out
 
 
 def fuse_heads(attn: torch.Tensor, fusion: str) -> torch.Tensor:
@@ -201,16 +161,17 @@ class _AttentionMethod(Method):
             tracker.close()
 
     def _matrix(self, module: nn.Module, forward, target: TargetLike, p: dict[str, Any]):
-        if self.needs_grad:  # the attentions need a graph even when the user froze the model (restored by
-            for param in module.parameters():  # the caller's ``preserved``)
-                if param.is_floating_point() and not param.requires_grad:
-                    param.requires_grad_(True)
-        with capture_attentions(module) as store, torch.enable_grad():
-            scores = forward()
+        """(relevance or rollout matrix (N, T, T), scores, targets, names of the attention modules)."""
+        grad = self.needs_grad  # the graph is made by the capture itself: no requires_grad flag is touched
+        stack: list[str] = []
+        recorder = AttentionRecorder(stack, graph=grad)
+        with no_fused_paths(), module_stack(module, stack), torch.set_grad_enabled(grad):
+            with recorder:
+                scores = forward()
             resolved = resolve_target(target, scores.detach())
-            if not store:
-                raise ModelError("no attention probabilities were recorded during the forward pass")
-            if self.needs_grad:
+            names = [r.module for r in recorder.records]
+            store = self_attentions(recorder.probs, names, scores.shape[0])
+            if grad:
                 selected = scores.gather(1, resolved.view(-1, 1)).sum()
                 if not selected.requires_grad:
                     raise ModelError(
@@ -218,19 +179,19 @@ class _AttentionMethod(Method):
                         "torch.no_grad(), .detach() or a non-torch step in forward?); use 'attention_rollout' "
                         "instead, which needs no gradients"
                     )
-                grads = torch.autograd.grad(selected, store, allow_unused=True)
-                grads = [g if g is not None else torch.zeros_like(a) for g, a in zip(grads, store)]
+                grads = torch.autograd.grad(selected, recorder.probs, allow_unused=True)
+                grads = [torch.zeros_like(a) if g is None else g.reshape(a.shape) for g, a in zip(grads, store)]
                 mat = relevance(store, list(grads))
             else:
                 mat = rollout(store, p["head_fusion"], p["discard_ratio"])
-        return mat, scores.detach(), resolved
+        return mat, scores.detach(), resolved, sorted(set(names), key=names.index)
 
     def _text(self, clf: TextClassifier, inputs: Any, target: TargetLike, p: dict[str, Any]) -> Attribution:
         if not isinstance(inputs, str):
             raise InputError("attention methods on a TextClassifier take one text (a str)")
         enc = clf.encode(inputs)
         ids, mask = enc.input_ids.to(clf.device), enc.attention_mask.to(clf.device)
-        mat, scores, resolved = self._matrix(clf.model, lambda: clf(ids, mask), target, p)
+        mat, scores, resolved, _names = self._matrix(clf.model, lambda: clf(ids, mask), target, p)
         row = mat[:, 0] if clf.pooling == "cls" else mat.mean(1)
         values = row.masked_fill(enc.special.to(row.device)[None], 0.0)
         return Attribution(
@@ -241,17 +202,26 @@ class _AttentionMethod(Method):
         )
 
     def _image(self, model: nn.Module, x: torch.Tensor, target: TargetLike, p: dict[str, Any]) -> Attribution:
-        mat, scores, resolved = self._matrix(model, lambda: scores_from_output(model(x), x.shape[0]), target, p)
-        row = mat[:, 0, 1:]
-        side = round(math.sqrt(row.shape[1]))
-        if side * side != row.shape[1]:
-            raise ModelError(f"{row.shape[1]} patch tokens do not form a square grid; cannot map them to the image")
-        raw = row.reshape(-1, side, side)
+        mat, scores, resolved, names = self._matrix(
+            model, lambda: scores_from_output(model(x), x.shape[0]), target, p)
+        tokens = int(mat.shape[-1])
+        grid = token_grid(tokens, (int(x.shape[-2]), int(x.shape[-1])))
+        if grid is None:
+            raise ModelError(f"{tokens} tokens do not form a grid on the {tuple(x.shape[-2:])} image (after at most "
+                             "8 leading class/register tokens); cannot map them to the image")
+        h, w = grid
+        extra = tokens - h * w
+        # the explained row: the first (class) token when there are extra tokens, else the mean over tokens
+        # (a mean-pooled model); the columns of the patch tokens, the last h * w of the sequence
+        row = mat[:, 0, extra:] if extra else mat.mean(1)
+        raw = row.reshape(-1, h, w)
         values = F.interpolate(raw[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)
         return Attribution(
             values=values.detach(), method=self.name, target=resolved,
             scores=scores.gather(1, resolved.view(-1, 1)).squeeze(1), params=p, raw=raw, inputs=x,
             default_reduce="none", signed=False,
+            extras={"attention_modules": names, "readout": "class token" if extra else "mean over tokens",
+                    "extra_tokens": extra},
         )
 
 

@@ -12,11 +12,11 @@ from .gradcam import GradCAM
 from .gradcam_plus_plus import GradCAMPlusPlus
 from .hirescam import HiResCAM
 from .layercam import LayerCAM
-from .layers_list import spatial_layers
+from .layers_list import layer_choices, spatial_layers
 from .scorecam import ScoreCAM
 from .xgradcam import XGradCAM
 
 __all__ = [
     "CAM", "AblationCAM", "CAMBase", "EigenCAM", "EigenGradCAM", "GradCAM", "GradCAMPlusPlus", "HiResCAM",
-    "LayerCAM", "ScoreCAM", "XGradCAM", "spatial_layers",
+    "LayerCAM", "ScoreCAM", "XGradCAM", "layer_choices", "spatial_layers",
 ]

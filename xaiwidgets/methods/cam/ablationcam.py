@@ -41,8 +41,12 @@ def _ablated_scores(
     rows = torch.arange(k, device=image.device).unsqueeze(1)
 
     def ablate(_mod: nn.Module, _args: object, out: torch.Tensor) -> torch.Tensor:
-        rep = out[:1].expand(m, *out.shape[1:]).clone()
+        # positions index the output's logical (row-major) order, whatever its memory layout (channels_last
+        # storage, a permuted view): zero them in a row-major copy, then hand on the output's own layout
+        rep = out[:1].expand(m, *out.shape[1:]).clone(memory_format=torch.contiguous_format)
         rep.view(m, -1)[rows, positions] = 0
+        if out.dim() == 4 and not out.is_contiguous() and out.is_contiguous(memory_format=torch.channels_last):
+            rep = rep.contiguous(memory_format=torch.channels_last)
         return rep
 
     def shrink(_mod: nn.Module, args: tuple) -> tuple | None:

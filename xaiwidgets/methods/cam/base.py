@@ -38,7 +38,7 @@ from torch import nn
 
 from ...core.attribution import Attribution
 from ...core.errors import LayerError, ModelError, ParameterError
-from ...core.layers import find_feature_map, get_layer, layer_name
+from ...core.layers import choose_feature_map, get_layer, layer_name
 from ...core.progress import Progress
 from ...core.state import Hooks
 from ...core.targets import TargetLike, gather_scores, resolve_target, scores_from_output
@@ -58,6 +58,7 @@ class LayerSpec:
     name: str
     module: nn.Module
     use_input: bool = False
+    reason: str = field(default="", compare=False)
 
     @property
     def label(self) -> str:
@@ -96,16 +97,33 @@ def _as_module(model: Any) -> nn.Module:
     return model
 
 
+def _structure(model: nn.Module) -> tuple:
+    """What the default layer depends on besides the input: the module tree (names, objects, classes) and
+    the forward functions. A swapped submodule, a replaced ``forward`` or new children invalidate it."""
+    return tuple((name, id(m), type(m), m.__dict__.get("forward")) for name, m in model.named_modules())
+
+
 def default_layer(model: nn.Module, inputs: torch.Tensor) -> LayerSpec:
-    """``find_feature_map`` for ``inputs``' shape, cached per model (weakly) and input signature."""
+    """:func:`~xaiwidgets.core.layers.choose_feature_map` for ``inputs``' shape.
+
+    Cached per model (weakly) and input signature, and only while the model's structure is the one the
+    choice was made on (:func:`_structure`). The pass runs under the model's lock (no other computation's
+    hooks can disturb it) on a copy of the first sample that requires a gradient, so the choice never
+    depends on the user's ``requires_grad`` flags or on another thread.
+    """
     key = (tuple(inputs.shape[1:]), inputs.dtype, inputs.device)
+    structure = _structure(model)
     cache = _DEFAULT_LAYER.setdefault(model, {})
     found = cache.get(key)
-    if found is None or found[0] not in dict(model.named_modules()):
-        found = find_feature_map(model, lambda: model(inputs[:1]))
+    if found is None or found[0] != structure:
+        sample = inputs[:1].detach().clone()
+        if sample.is_floating_point():
+            sample.requires_grad_(True)
+        hw = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+        found = (structure, choose_feature_map(model, lambda: model(sample), hw))
         cache[key] = found
-    name, use_input = found
-    return LayerSpec(name, get_layer(model, name), use_input=use_input)
+    fm = found[1]
+    return LayerSpec(fm.name, get_layer(model, fm.name), use_input=fm.use_input, reason=fm.reason)
 
 
 def resolve_layers(model: nn.Module, layer: Any, inputs: torch.Tensor) -> list[LayerSpec]:
@@ -305,6 +323,8 @@ class CAMBase(Method):
             values = torch.stack([upsample(minmax(m), size) for m in layer_maps]).mean(0)
         names = [spec.label for spec in layers]
         extras: dict[str, Any] = {"layer": names[0] if len(names) == 1 else names}
+        reasons = [spec.reason or "given by the caller (layer=)" for spec in layers]
+        extras["layer_reason"] = reasons[0] if len(reasons) == 1 else reasons
         if len(layer_maps) > 1:
             extras["layer_maps"] = layer_maps
         extras.update(state.get("extras", {}))
