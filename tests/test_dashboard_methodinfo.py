@@ -20,16 +20,31 @@ def test_every_image_method_has_a_description_cost_and_display(tiny_cnn) -> None
         assert 50 <= info["display"]["clip_percentile"] <= 100 and info["display"]["quantity"]
 
 
+class _TokenViT(nn.Module):
+    """Patch embedding, one self-attention, a linear head: attention found by what the forward computes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Conv2d(3, 8, 4, stride=4)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        return self.head(self.attn(t, t, t)[0].mean(1))
+
+
 def test_applicability_says_why(tiny_cnn) -> None:
-    rollout = not_applicable(get_method("attention_rollout"), tiny_cnn)
+    image = torch.rand(1, 3, 16, 16)
+    rollout = not_applicable(get_method("attention_rollout"), tiny_cnn, inputs=image)
     assert "attention" in rollout
     assert "16" in not_applicable(get_method("exact_shapley"), tiny_cnn)
     assert not_applicable(get_method("exact_shapley"), tiny_cnn, {"segments": "grid"}) == ""
     assert "background" in not_applicable(get_method("deepshap"), tiny_cnn)
     for name in ("saliency", "gradcam", "integrated_gradients", "occlusion", "lrp_epsilon", "cam"):
         assert not_applicable(get_method(name), tiny_cnn) == "", name
-    vit_like = nn.Sequential(nn.MultiheadAttention(8, 2))
-    assert not_applicable(get_method("attention_rollout"), vit_like) == ""
+    assert not_applicable(get_method("attention_rollout"), _TokenViT().eval(), inputs=image) == ""
 
 
 def test_display_defaults_per_kind_of_map() -> None:

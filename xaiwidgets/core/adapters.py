@@ -13,6 +13,7 @@ from torch import nn
 from .device import model_device
 from .errors import InputError
 from .inputs import model_dtype
+from .state import preserved
 from .targets import scores_from_output
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -219,7 +220,8 @@ class ImageClassifier:
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        scores = scores_from_output(self.model(self._to_model(x)), x.shape[0])
+        with preserved(self.model):  # under the model's lock: another thread's hooks are never on it
+            scores = scores_from_output(self.model(self._to_model(x)), x.shape[0])
         return scores.float().softmax(1)
 
     def top_k(self, x: torch.Tensor, k: int = 5) -> list[list[dict[str, Any]]]:

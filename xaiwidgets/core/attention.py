@@ -32,7 +32,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .errors import ModelError
-from .state import Hooks
+from .state import Hooks, preserved
 
 _SOFTMAX = {torch.softmax, F.softmax, torch.Tensor.softmax, torch.special.softmax}
 
@@ -219,3 +219,12 @@ def no_fused_paths() -> Iterator[None]:
 def attention_modules(records: list[AttentionRecord]) -> set[str]:
     """Names of the modules that computed attention (the root's '' left out)."""
     return {r.module for r in records if r.module}
+
+
+def computes_attention(model: nn.Module, inputs: torch.Tensor) -> bool:
+    """Whether one forward of ``model`` on ``inputs[:1]`` computes an attention (by behaviour: the same
+    recognition as the attention methods use). Runs under the model's lock; nothing is kept."""
+    recorder = AttentionRecorder()
+    with preserved(model), torch.no_grad(), no_fused_paths(), recorder:
+        model(inputs[:1])
+    return bool(recorder.records)

@@ -205,7 +205,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             target=first,
             methods=list(methods),
             panels=[self._panel(m, "pending", first) for m in methods],
-            available_methods=[method_info(get_method(r["name"]), classifier.model, params.get(r["name"]))
+            available_methods=[method_info(get_method(r["name"]), classifier.model, params.get(r["name"]), inputs)
                                for r in available(modality="image")],
             method_params={k: dict(v) for k, v in params.items()},
             **options,

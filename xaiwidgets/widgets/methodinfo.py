@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..methods.base import Method
@@ -96,20 +97,29 @@ def display_defaults(cls: type[Method]) -> dict[str, Any]:
     return base
 
 
-def _has_attention(model: Any) -> bool:
-    from ..methods.transformers import hf_attention_modules
+def _has_attention(model: Any, inputs: torch.Tensor | None) -> bool:
+    """By behaviour: one forward on ``inputs`` records an attention. Without inputs, assume it may (the
+    panel then reports what the method finds)."""
+    from ..core.attention import computes_attention
 
     if not isinstance(model, nn.Module):
         return False
-    return any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) or bool(hf_attention_modules(model))
+    if inputs is None:
+        return True
+    try:
+        return computes_attention(model, inputs)
+    except Exception:  # a model that fails here fails in every panel, which says why
+        return True
 
 
-def not_applicable(cls: type[Method], model: Any, params: dict[str, Any] | None = None) -> str:
-    """Why ``cls`` cannot explain an image of ``model`` with its defaults and ``params``; "" when it can."""
+def not_applicable(cls: type[Method], model: Any, params: dict[str, Any] | None = None,
+                   inputs: torch.Tensor | None = None) -> str:
+    """Why ``cls`` cannot explain an image of ``model`` (on ``inputs``, when given) with its defaults and
+    ``params``; "" when it can."""
     params = params or {}
     if "image" not in cls.modalities:
         return "does not explain images"
-    if cls.family == "transformer" and not _has_attention(model):
+    if cls.family == "transformer" and not _has_attention(model, inputs):
         return "needs attention layers (a vision transformer); this model has none"
     if cls.name == "exact_shapley" and params.get("segments") is None:
         return "2^M forwards: an image has more than 16 segments (use xw.attribute with coarse segments)"
@@ -126,7 +136,8 @@ def not_applicable(cls: type[Method], model: Any, params: dict[str, Any] | None 
 DASHBOARD_PARAMS: dict[str, dict[str, Any]] = {"integrated_gradients": {"n_steps": "auto"}}
 
 
-def method_info(cls: type[Method], model: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
+def method_info(cls: type[Method], model: Any, params: dict[str, Any] | None = None,
+                inputs: torch.Tensor | None = None) -> dict[str, Any]:
     """One entry of ``available_methods`` (docs/widget-protocol.md): flags the browser needs."""
     from .dashboard import has_frames, tunable_spec
 
@@ -134,7 +145,7 @@ def method_info(cls: type[Method], model: Any, params: dict[str, Any] | None = N
     return {
         "name": cls.name, "family": cls.family, "frames": has_frames(cls), "tunable": tunable_spec(cls),
         "description": description, "cost": cost, "cam": cls.family == "cam",
-        "unavailable": not_applicable(cls, model, params), "display": display_defaults(cls),
+        "unavailable": not_applicable(cls, model, params, inputs), "display": display_defaults(cls),
     }
 
 
