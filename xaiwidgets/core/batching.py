@@ -11,8 +11,9 @@ import torch
 #: Activation memory one CPU chunk may keep for its backward pass. A course lab on Binder gets 1-2 GB for the
 #: whole kernel, and torch, the model and the notebook's own tensors already take ~0.9 GB of it; each thread that
 #: computes (a dashboard's worker, the notebook's cells) can keep a chunk's worth of freed memory in its own
-#: allocator arena. EfficientNet-Lite0 at 224x224 saves ~80 MiB per row for backward: 3 rows per chunk.
-CPU_CHUNK_BYTES = 256 * 2**20
+#: allocator arena. EfficientNet-Lite0 at 224x224 keeps ~95 MiB per row (saved for backward, plus the largest
+#: layer outputs): one row per chunk, which costs no speed there (24.6 ms per row at 1 to 4 rows on 2 cores).
+CPU_CHUNK_BYTES = 128 * 2**20
 
 
 def chunk_ranges(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -7,7 +7,7 @@ idle) and doubles up to the cap while the time per row improves by more than 5%,
 (the probes are real work, nothing is wasted). Before that, a first one-row call counts the bytes autograd
 saves for the backward pass (a saved-tensors hook) and the largest module output (a global forward hook, this
 thread only, for that call), and caps the chunk so that those activations fit
-``core.batching.cpu_chunk_budget()`` (256 MiB, less when little memory is left): the fastest chunk is not
+``core.batching.cpu_chunk_budget()`` (128 MiB, less when little memory is left): the fastest chunk is not
 worth a kernel that a memory-limited host (Binder) kills. On CUDA it measures the peak memory of a first
 one-row call and sizes chunks to half the free memory, and it halves the chunk and retries when a call runs out of
 memory anyway. A user's ``batch_size`` fixes the size. The measured sizes depend on timing, so two runs may
