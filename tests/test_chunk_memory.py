@@ -37,7 +37,8 @@ def test_ig_chunks_fit_the_memory_budget(monkeypatch, tiny_cnn: torch.nn.Module)
     monkeypatch.setattr(_chunks, "cpu_chunk_budget", lambda: 3 * per_row + per_row // 2)
     a = xw.attribute(tiny_cnn, x, "integrated_gradients", n_steps=32, target=0)
     rows = [r for r, _ in a.extras["chunk_history"]]
-    assert rows[0] == 1 and max(rows) == 3 and sum(rows) == 32, rows  # one measuring row, then <= 3 rows
+    # one measuring row, then chunks of at most 3 rows (which sizes up to 3 the speed probing picks varies with load)
+    assert rows[0] == 1 and max(rows) <= 3 and sum(rows) == 32, rows
     # the result does not depend on the chunking (the same path points and weights, float32 summation order)
     b = xw.attribute(tiny_cnn, x, "integrated_gradients", n_steps=32, target=0, batch_size=32)
     scale = float(b.values.abs().max())
