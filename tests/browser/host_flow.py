@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from notebook_flow import failure_report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 STARTUP_SECONDS = 240  # a cold server imports torch in its kernel on a loaded 2-core machine
@@ -149,3 +150,24 @@ def check_dashboard(page: Any, prefix: str) -> None:
     after = canvas(page, sal, "s.std > 5 && s.hash !== arg", before["hash"])
     assert after["hash"] != before["hash"]
     page.screenshot(path=str(ARTIFACTS / f"{prefix}_dashboard_recomputed.png"), full_page=True)
+
+
+def run_host_page(browser: Any, url: str, prefix: str) -> None:
+    """Open ``url`` (a page with the dashboard and, below it, a Grad-CAM HeatmapView), run
+    :func:`check_dashboard`, check the HeatmapView's colours; screenshots under ``artifacts/<prefix>_*.png``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(url, timeout=240_000)
+        check_dashboard(page, prefix)
+        heat = canvas(page, ".xw-heatmap-view canvas.xw-heatmap-canvas", "s.std > 5 && s.coloured > 0.05")
+        assert heat["coloured"] > 0.05, heat  # Grad-CAM drawn in colour over the photo
+        page.screenshot(path=str(ARTIFACTS / f"{prefix}_page.png"), full_page=True)
+        assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
+    except Exception:
+        failure_report(page, prefix, errors)
+        raise
+    finally:
+        context.close()

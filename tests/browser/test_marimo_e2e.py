@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from host_flow import ARTIFACTS, canvas, check_dashboard, free_port, start, stop
+from host_flow import free_port, run_host_page, start, stop
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("marimo")
@@ -69,22 +69,4 @@ def marimo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_dashboard_and_heatmap_in_marimo(marimo_url: str, chromium_browser: Any) -> None:
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        page.goto(marimo_url, timeout=60_000)
-        check_dashboard(page, "marimo")
-        # the HeatmapView of the third cell: Grad-CAM drawn in colour over the photo
-        heat = canvas(page, ".xw-heatmap-view canvas.xw-heatmap-canvas", "s.std > 5 && s.coloured > 0.05")
-        assert heat["coloured"] > 0.05, heat
-        page.screenshot(path=str(ARTIFACTS / "marimo_page.png"), full_page=True)
-        assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "marimo_failure.png"), full_page=True)
-        print("page errors:", errors)
-        raise
-    finally:
-        context.close()
+    run_host_page(chromium_browser, marimo_url, "marimo")
