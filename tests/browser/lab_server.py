@@ -57,7 +57,7 @@ class JupyterServer:
             self.process.kill()
 
 
-def start_server(tmp: Path, app: str = "lab") -> JupyterServer:
+def start_server(tmp: Path, app: str = "lab", extra_args: list[str] | None = None) -> JupyterServer:
     """Start ``jupyter lab`` (``app="lab"``) or ``jupyter notebook`` in ``tmp``; wait until it answers."""
     root = tmp / "root"
     root.mkdir(parents=True, exist_ok=True)
@@ -88,6 +88,7 @@ def start_server(tmp: Path, app: str = "lab") -> JupyterServer:
         command.append("--LabApp.expose_app_in_browser=True")
     else:
         command.append("--JupyterNotebookApp.expose_app_in_browser=True")
+    command += extra_args or []
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     server = JupyterServer(f"http://127.0.0.1:{port}", token, root, process, log)
     deadline = time.monotonic() + STARTUP_SECONDS

@@ -30,6 +30,16 @@ CANVAS_STATS = """(sel) => {
 }"""
 
 
+def failure_report(page: Any, prefix: str, errors: list[str], log: Path | None = None) -> None:
+    """On a failed browser test: a full-page screenshot ``artifacts/<prefix>_failure.png``, the page errors and
+    the end of the server log."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{prefix}_failure.png"), full_page=True)
+    print("page errors:", errors)
+    if log is not None:
+        print("server log:", log.read_text()[-4000:])
+
+
 def wait_for_canvas(page: Any, canvas: str, condition: str, arg: Any, timeout: float) -> None:
     """Wait until ``condition`` (a JS function of ``arg`` in which ``s`` is the canvas's CANVAS_STATS) holds;
     on timeout fail with the canvas's stats."""
@@ -114,10 +124,7 @@ def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str
         page.screenshot(path=str(ARTIFACTS / f"{prefix}_dashboard_recomputed.png"), full_page=False)
         assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
     except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{prefix}_failure.png"), full_page=True)
-        print("page errors:", errors)
-        print("server log:", server.log.read_text()[-4000:])
+        failure_report(page, prefix, errors, server.log)
         raise
     finally:
         context.close()

@@ -14,11 +14,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..core.batching import chunk_ranges
 from ..core.device import model_device
 from ..core.errors import InputError, LayerError, ParameterError
 from ..core.progress import Progress, as_progress
 from ..core.state import preserved
+from ..methods._chunks import ChunkPlanner, Retry, row_bytes
 from ._capture import capture, resolve_model
 
 
@@ -39,8 +39,9 @@ class ReceptiveField:
         return x0, y0, x0 + self.size[1], y0 + self.size[0]
 
 
-def _support(grad: torch.Tensor) -> tuple[int, int, int, int]:
-    nz = grad.abs().sum((0, 1)) > 0
+def _support(mass: torch.Tensor) -> tuple[int, int, int, int]:
+    """Bounding box of the nonzero entries of an ``(H, W)`` map of summed absolute gradients."""
+    nz = mass > 0
     rows, cols = nz.any(1).nonzero().flatten(), nz.any(0).nonzero().flatten()
     if rows.numel() == 0:
         raise LayerError("the layer's output does not depend on the input; choose another layer")
@@ -62,22 +63,25 @@ def receptive_field(
     module, _ = resolve_model(model)
     device = model_device(module)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n_probes, *input_shape, generator=gen).to(device).requires_grad_(True)
+    probes = torch.randn(n_probes, *input_shape, generator=gen).to(device)
+    # the probes go through the model in chunks that fit the memory budget (a full-size forward+backward of
+    # EfficientNet-Lite0 keeps ~80 MiB per probe); the support is a union over probes, so chunking is exact
+    planner = ChunkPlanner(row_bytes(probes), device)
+    masses: list[torch.Tensor] = []
+    h = w = 0
     with preserved(module), capture(module, [layer]) as cap:
         module.eval()
-        cap.run(x)
-        act = cap.acts[layer]
-        if act.dim() != 4:
-            raise LayerError(
-                f"layer output has shape {tuple(act.shape)}; top patches need a spatial (N, C, h, w) layer"
-            )
-        h, w = act.shape[-2:]
-        ci, cj = (h - 1) // 2, (w - 1) // 2
-        positions = [(ci, cj)] + ([(ci + 1, cj + 1)] if h > 1 and w > 1 else [])
-        boxes = []
-        for k, (i, j) in enumerate(positions):
-            (g,) = torch.autograd.grad(act[:, :, i, j].sum(), x, retain_graph=k + 1 < len(positions))
-            boxes.append(_support(g))
+        start = 0
+        while start < n_probes:
+            rows = planner.next(n_probes - start)
+            try:
+                (h, w), part = planner.run(rows, lambda r, a=start: _gradient_mass(cap, layer, probes[a : a + r]))
+            except Retry:
+                continue
+            masses = [m + p for m, p in zip(masses, part)] if masses else part
+            start += rows
+    ci, cj = (h - 1) // 2, (w - 1) // 2
+    boxes = [_support(m) for m in masses]
     y0, y1, x0, x1 = boxes[0]
     if len(boxes) > 1:
         stride = (boxes[1][0] - y0 or 1, boxes[1][2] - x0 or 1)
@@ -86,6 +90,30 @@ def receptive_field(
         stride = (max(1, input_shape[1] // h), max(1, input_shape[2] // w))
     return ReceptiveField(size=(y1 - y0, x1 - x0), stride=stride, offset=(y0 - ci * stride[0], x0 - cj * stride[1]),
                           map_size=(h, w))
+
+
+def _layer_output(cap: Any, layer: str | torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    cap.run(x)
+    return cap.acts[layer]
+
+
+def _gradient_mass(cap: Any, layer: str | torch.nn.Module, probes: torch.Tensor
+                   ) -> tuple[tuple[int, int], list[torch.Tensor]]:
+    """The layer's map size and, for its central position and the diagonal neighbour, ``|d act / d input|``
+    summed over probes and channels ``(H, W)``."""
+    x = probes.detach().requires_grad_(True)
+    cap.run(x)
+    act = cap.acts[layer]
+    if act.dim() != 4:
+        raise LayerError(f"layer output has shape {tuple(act.shape)}; top patches need a spatial (N, C, h, w) layer")
+    h, w = act.shape[-2:]
+    ci, cj = (h - 1) // 2, (w - 1) // 2
+    positions = [(ci, cj)] + ([(ci + 1, cj + 1)] if h > 1 and w > 1 else [])
+    masses = []
+    for k, (i, j) in enumerate(positions):
+        (g,) = torch.autograd.grad(act[:, :, i, j].sum(), x, retain_graph=k + 1 < len(positions))
+        masses.append(g.abs().sum((0, 1)))
+    return (int(h), int(w)), masses
 
 
 @dataclass(eq=False)
@@ -109,8 +137,8 @@ def _check_args(images: object, k: object, batch_size: object, channels: list[ob
         raise InputError("images must be a model-ready (N, C, H, W) tensor")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ParameterError(f"k must be a positive int, got {k!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError(f"batch_size must be a positive int, got {batch_size!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ParameterError(f"batch_size must be a positive int or None, got {batch_size!r}")
     if not channels:
         raise ParameterError("give at least one channel")
     for c in channels:
@@ -120,7 +148,7 @@ def _check_args(images: object, k: object, batch_size: object, channels: list[ob
 
 def _channel_maxima(
     module: torch.nn.Module, layer: str | torch.nn.Module, channels: list[int], images: torch.Tensor,
-    batch_size: int, prog: Progress,
+    batch_size: int | None, prog: Progress,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image and channel, the maximum over positions ``(N, C')`` and its ``(i, j)`` ``(N, C', 2)``."""
     device = model_device(module)
@@ -129,9 +157,14 @@ def _channel_maxima(
     best_vals, best_pos = [], []
     with preserved(module), capture(module, [layer]) as cap, torch.no_grad():
         module.eval()
-        for a, b in chunk_ranges(n, batch_size):
-            cap.run(images[a:b].to(device))
-            act = cap.acts[layer]
+        planner = ChunkPlanner(row_bytes(images), device, batch_size)
+        a = 0
+        while a < n:
+            b = a + planner.next(n - a)
+            try:
+                act = planner.run(b - a, lambda _r, a=a, b=b: _layer_output(cap, layer, images[a:b].to(device)))
+            except Retry:
+                continue
             if act.dim() != 4:
                 raise LayerError(f"layer output has shape {tuple(act.shape)}; top patches need a spatial layer")
             bad = [c for c in channels if not 0 <= c < act.shape[1]]
@@ -143,6 +176,7 @@ def _channel_maxima(
             best_vals.append(v.float().cpu())
             best_pos.append(torch.stack([p // act.shape[-1], p % act.shape[-1]], 2).cpu())
             prog.update(b, n, "top patches")
+            a = b
     prog.close()
     return torch.cat(best_vals), torch.cat(best_pos)
 
@@ -166,12 +200,12 @@ def _crop(images: torch.Tensor, rf: ReceptiveField, vals: torch.Tensor, pos: tor
 
 def top_patches(
     model: Any, layer: str | torch.nn.Module, channel: int, images: torch.Tensor, *, k: int = 9,
-    batch_size: int = 32, progress: Progress | bool | None = None,
+    batch_size: int | None = None, progress: Progress | bool | None = None,
 ) -> TopPatches:
     """The ``k`` images (one position each, their maximum) that activate ``channel`` of ``layer`` most.
 
-    ``images``: model-ready ``(N, C, H, W)`` tensor; evaluated in chunks of ``batch_size`` on the model's
-    device, stopping each forward at ``layer``.
+    ``images``: model-ready ``(N, C, H, W)`` tensor; evaluated in chunks of ``batch_size`` (None: sized by the
+    memory budget, see ``methods._chunks``) on the model's device, stopping each forward at ``layer``.
     """
     return top_patches_per_channel(model, layer, [channel], images, k=k, batch_size=batch_size,
                                    progress=progress)[channel]
@@ -179,7 +213,7 @@ def top_patches(
 
 def top_patches_per_channel(
     model: Any, layer: str | torch.nn.Module, channels: Sequence[int], images: torch.Tensor, *, k: int = 9,
-    batch_size: int = 32, progress: Progress | bool | None = None,
+    batch_size: int | None = None, progress: Progress | bool | None = None,
 ) -> dict[int, TopPatches]:
     """:func:`top_patches` for several channels of ``layer`` from ONE pass over ``images``
     (a gallery's data-set examples): ``{channel: TopPatches}``."""

@@ -4,21 +4,26 @@ On CPU the per-row cost of a forward+backward grows once activations spill out o
 all 50 steps in one batch is ~4x slower than chunks of 10 on EfficientNet-Lite0 at 224x224), so the planner
 *measures*: it starts at half of an input-size cap (about 6 rows at 3x224x224; single rows leave the cores
 idle) and doubles up to the cap while the time per row improves by more than 5%, then keeps the best size
-(the probes are real work, nothing is wasted). On CUDA it measures the peak memory of a first one-row call
-and sizes chunks to half the free memory, and it halves the chunk and retries when a call runs out of
+(the probes are real work, nothing is wasted). Before that, a first one-row call counts the bytes autograd
+saves for the backward pass (a saved-tensors hook) and the largest module output (a global forward hook, this
+thread only, for that call), and caps the chunk so that those activations fit
+``core.batching.cpu_chunk_budget()`` (128 MiB, less when little memory is left): the fastest chunk is not
+worth a kernel that a memory-limited host (Binder) kills. On CUDA it measures the peak memory of a first
+one-row call and sizes chunks to half the free memory, and it halves the chunk and retries when a call runs out of
 memory anyway. A user's ``batch_size`` fixes the size. The measured sizes depend on timing, so two runs may
 sum in a different order (equal up to float rounding); pass ``batch_size`` for bitwise reproducible results.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
-from ..core.batching import free_cuda_memory
+from ..core.batching import cpu_chunk_budget, free_cuda_memory
 
 T = TypeVar("T")
 
@@ -39,8 +44,12 @@ class ChunkPlanner:
             self.size, self.cap = int(batch_size), int(batch_size)
         else:
             self.cap = MAX_ROWS if self.cuda else max(1, min(MAX_ROWS, CPU_INPUT_BUDGET // max(1, row_bytes)))
-            self.size = 1 if self.cuda else max(1, self.cap // 2)
+            self.size = 1
+        self.start = max(1, self.cap // 2)  # where throughput probing starts
         self.probing = not self.fixed
+        # CPU: the first call (one row) measures the activation memory per row, then throughput probing starts
+        self.measuring = self.probing and not self.cuda
+        self.saved_bytes_per_row: int | None = None
         self.best_rate = float("inf")
         self.best_size = 1
         self.history: list[tuple[int, float]] = []
@@ -55,7 +64,11 @@ class ChunkPlanner:
             start_mem = torch.cuda.memory_allocated(self.device)
         start = time.perf_counter()
         try:
-            out = call(rows)
+            if self.measuring:
+                with _SavedBytes() as saved:
+                    out = call(rows)
+            else:
+                out = call(rows)
         except _OOM:
             if rows <= 1:
                 raise
@@ -73,9 +86,19 @@ class ChunkPlanner:
             free = free_cuda_memory(self.device) or per_row
             self.size = max(1, min(self.cap, int(free * 0.5 // per_row)))
             self.probing = False
+        elif self.measuring:
+            self._fit_memory(saved.total // max(1, rows))
         elif self.probing and rows == self.size:
             self._probe(rows, seconds / rows)
         return out
+
+    def _fit_memory(self, per_row: int) -> None:
+        """Cap the chunk by the activation memory per row, then start throughput probing at half the cap."""
+        self.measuring = False
+        self.saved_bytes_per_row = per_row
+        if per_row > 0:
+            self.cap = max(1, min(self.cap, cpu_chunk_budget() // per_row))
+        self.size = max(1, min(self.start, self.cap // 2))
 
     def _probe(self, rows: int, rate: float) -> None:
         if rate < 0.95 * self.best_rate:
@@ -85,6 +108,50 @@ class ChunkPlanner:
                 return
         self.size = self.best_size
         self.probing = False
+
+
+class _SavedBytes:
+    """Activation memory of the calls inside the block: the bytes of the tensors autograd saves for backward
+    (each storage once; the model's parameters are not per-row memory and are not counted) plus, for the
+    transient forward activations, three times the largest module output (a layer's input, its output and a
+    temporary). Only this thread's calls are counted; tensors are kept as they are."""
+
+    def __init__(self) -> None:
+        self.saved = 0
+        self.largest_output = 0
+        self._seen: set[int] = set()
+        self._thread = threading.get_ident()
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack)
+        self._handle: Any = None
+
+    @property
+    def total(self) -> int:
+        return self.saved + 3 * self.largest_output
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        if not isinstance(t, torch.nn.Parameter) and t.device.type == "cpu":
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in self._seen:
+                self._seen.add(storage.data_ptr())
+                self.saved += storage.nbytes()
+        return t
+
+    def _output(self, _module: torch.nn.Module, _inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor) and threading.get_ident() == self._thread:
+            self.largest_output = max(self.largest_output, output.numel() * output.element_size())
+
+    def __enter__(self) -> _SavedBytes:
+        self._handle = torch.nn.modules.module.register_module_forward_hook(self._output)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hooks.__exit__(*exc)
+        self._handle.remove()
+
+
+def _unpack(t: torch.Tensor) -> torch.Tensor:
+    return t
 
 
 class Retry(Exception):

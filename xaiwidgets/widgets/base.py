@@ -98,4 +98,7 @@ class PngFallbackWidget(anywidget.AnyWidget):
         if png:
             data = dict(data)
             data["image/png"] = base64.b64encode(png).decode("ascii")
+            # marks the output for xaiwidgets' JupyterLab extension, which shows this PNG when a reopened
+            # notebook's widget model is gone (instead of "Error displaying widget: model not found")
+            metadata = {**metadata, "xaiwidgets": {"fallback": "image/png"}}
         return data, metadata
