@@ -392,3 +392,36 @@ def test_efficientnet_lite0_composite_maps_the_cat(effnet, chelsea):
     area = (140 * 150) / (224 * 224)
     assert float(face) > area + 0.25, float(face)
     assert_restored(model, before, chelsea, out)
+
+
+class _ParamDerived(nn.Module):
+    """A learned scale exponentiated and a learned offset expanded in forward: tensors computed from
+    parameters alone are constants of the pass, not input-dependent, whatever the parameters' flags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.log_scale = nn.Parameter(0.1 * torch.randn(1, 6, 1, 1))
+        self.offset = nn.Parameter(0.1 * torch.randn(1, 6, 1, 1))
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x) * self.log_scale.exp() + self.offset.expand(x.shape[0], -1, 1, 1)
+        return self.fc(torch.relu(h).mean((2, 3)))
+
+
+def test_lrp_is_the_same_for_trainable_and_frozen_parameters() -> None:
+    """The user's requires_grad flags are never changed; the relevance must not depend on them."""
+    from xaiwidgets.methods.relevance.guard import ConservationWarning
+
+    model = _ParamDerived().eval()
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConservationWarning)
+        trainable = xw.attribute(model, x, method="lrp_epsilon", target=1, progress=False)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        frozen = xw.attribute(model, x, method="lrp_epsilon", target=1, progress=False)
+    assert trainable.extras["conservation"]["check"]["conserved"]
+    torch.testing.assert_close(trainable.values, frozen.values, rtol=0, atol=1e-6 * float(frozen.values.abs().max()))

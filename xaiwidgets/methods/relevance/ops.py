@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .rules import divide
@@ -108,8 +109,21 @@ def _outplace(func: Any, name: str, kwargs: dict) -> tuple[Any, dict]:
 
 
 def on_path(t: Any) -> bool:
-    """An input-dependent tensor (the model's parameters are frozen during the pass)."""
-    return isinstance(t, Tensor) and t.requires_grad
+    """An input-dependent tensor: it requires a gradient, and is neither a parameter nor computed from
+    parameters and constants alone (tagged by :func:`_constant_call` as the forward runs). The user's
+    ``requires_grad`` flags are never changed, so a parameter's flag says nothing about the input."""
+    return (isinstance(t, Tensor) and t.requires_grad and not isinstance(t, nn.Parameter)
+            and not getattr(t, "_xw_constant", False))
+
+
+def _constant_call(func: Any, args: tuple, kwargs: dict) -> Any:
+    """Run a call with no input-dependent operand; tag its outputs as constants of the pass (e.g. a
+    position embedding expanded, a standardised weight), so they never count as input-dependent."""
+    out = func(*args, **kwargs)
+    for t in out if isinstance(out, (tuple, list)) else (out,):
+        if isinstance(t, Tensor) and t.requires_grad and not isinstance(t, nn.Parameter):
+            t._xw_constant = True
+    return out
 
 
 @dataclass
@@ -229,11 +243,11 @@ class RelevanceOps(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        kind = _kind(func)
-        if kind is None:
-            return func(*args, **kwargs)
         slots, tensors = _slots(args, kwargs)
         if not tensors:
+            return _constant_call(func, args, kwargs)
+        kind = _kind(func)
+        if kind is None:
             return func(*args, **kwargs)
         name = _name(func)
         if name in DIV.values() and len(tensors) == 1 and slots[0] != ("a", 0):
@@ -398,9 +412,11 @@ class RescaleOps(TorchFunctionMode):
             product = func in MUL or func in MATMUL
         except TypeError:
             elementwise = product = False
+        slots, tensors = _slots(args, kwargs)
+        if not tensors:
+            return _constant_call(func, args, kwargs)
         if not (elementwise or product):
             return func(*args, **kwargs)
-        slots, tensors = _slots(args, kwargs)
         if product:
             if len(tensors) != 2 or any(t.dim() == 0 or t.shape[0] % 2 for t in tensors):
                 return func(*args, **kwargs)
