@@ -14,7 +14,7 @@ from ..core.adapters import ImageClassifier, unwrap_model
 from ..core.errors import InputError, ParameterError
 from ..core.progress import Progress
 from ..methods.registry import get_method
-from .compute import RunConfig, compute_chunk, load_items, predict
+from .compute import RunConfig, compute_chunk, predict
 from .results import DatasetExplanations
 from .sources import Source, UnreadableItem, make_source
 from .store import Store, model_fingerprint
