@@ -265,3 +265,21 @@ def test_ten_thousand_items_in_memory_stay_small():
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert len(r) == 10_000 and np.asarray(r.maps("saliency")).shape == (10_000, 2, 2)
     assert grown_mb < 200, grown_mb
+
+
+@pytest.mark.slow
+def test_ray_backend_store_equals_local(tmp_path):
+    """Ray Data actor pool on a local Ray (2 CPUs, 127.0.0.1, no dashboard): the same store, bitwise, as the
+    local loop for the deterministic methods gradcam and saliency (the actors use the driver's thread count)."""
+    ray = pytest.importorskip("ray")
+    model, (x, y) = tiny_cnn(), data(20)
+    kwargs = dict(methods=("gradcam", "saliency"), labels=y, batch_size=6, map_size=4, progress=False)
+    local = xw.explain_dataset(model, x, store=tmp_path / "local", **kwargs)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        remote = xw.explain_dataset(model, x, store=tmp_path / "ray", backend="ray", **kwargs)
+    finally:
+        ray.shutdown()
+    assert sorted(remote.manifest["completed"]) == [0, 1, 2, 3]
+    assert_same(local, remote)
+    assert_same(local, xw.open_explanations(tmp_path / "ray"))

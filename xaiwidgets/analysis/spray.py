@@ -14,13 +14,14 @@ eigenpairs come from ``scipy.sparse.linalg.eigsh``; no dense N x N matrix is bui
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import eigsh
 
 from ..core.errors import InputError, ParameterError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 @dataclass
@@ -57,6 +58,9 @@ def knn_affinity(x: np.ndarray, n_neighbors: int = 10) -> sp.csr_matrix:
 def laplacian_spectrum(affinity: sp.csr_matrix, n_eigval: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``n_eigval`` smallest eigenvalues (ascending) and eigenvectors of ``I - D^-1/2 A D^-1/2``,
     computed as the largest algebraic eigenpairs of ``D^-1/2 A D^-1/2`` with ``eigsh``."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import eigsh
+
     degree = np.asarray(affinity.sum(1)).ravel()
     d = sp.diags(1.0 / np.sqrt(np.maximum(degree, 1e-300)))
     s = (d @ affinity @ d).tocsr()
