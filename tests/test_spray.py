@@ -97,7 +97,7 @@ def test_spray_finds_a_planted_watermark(frac):
     """30 % of the squares carry a watermark: among the items predicted 'square', SpRAy on Grad-CAM maps puts
     the watermarked ones in a cluster of their own (purity and recall >= 0.9) and the eigengap picks >= 2
     clusters. Without the watermark (frac 0) no cluster is that pure in any planted subset (there is none)."""
-    x, y, marked = shapes(800, 10, frac)
+    x, y, _ = shapes(800, 10, frac)
     net = train(x, y)
     xt, yt, mt = shapes(500, 11, frac)
     r = xw.explain_dataset(net, xt, methods=("gradcam",), labels=yt, map_size=16, batch_size=128, progress=False)
