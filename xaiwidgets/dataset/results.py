@@ -51,6 +51,11 @@ class LazyMaps:
         return out.astype(dtype) if dtype is not None else out
 
 
+def _column_property(name: str, doc: str) -> property:
+    """A read-only property returning the rows of store array ``name`` (read once, then cached)."""
+    return property(lambda self: self._column(name), doc=doc)
+
+
 class DatasetExplanations:
     """Per-item predictions, labels, losses, maps and embeddings of a dataset explanation.
 
@@ -114,38 +119,17 @@ class DatasetExplanations:
                                                                                                   full.dtype)
         return self._cache[name]
 
-    @property
-    def topk(self) -> np.ndarray:
-        """``(n, k)`` top-k class indices, best first."""
-        return self._column("predictions")
+    topk = _column_property("predictions", "``(n, k)`` top-k class indices, best first.")
+    probabilities = _column_property("probabilities", "``(n, k)`` probabilities of the top-k classes.")
+    labels = _column_property("labels", "``(n,)`` labels, -1 where the data gave none.")
+    correct = _column_property("correct", "``(n,)`` top-1 prediction equals the label (False without one).")
+    loss = _column_property("loss", "``(n,)`` cross-entropy of the label (NaN without a label).")
+    embeddings = _column_property("embeddings", "``(n, d)`` pooled penultimate activations.")
 
     @property
     def predictions(self) -> np.ndarray:
         """``(n,)`` predicted class (top-1)."""
         return self.topk[:, 0] if len(self) else np.empty(0, np.int32)
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        """``(n, k)`` probabilities of the top-k classes."""
-        return self._column("probabilities")
-
-    @property
-    def labels(self) -> np.ndarray:
-        """``(n,)`` labels, -1 where the data gave none."""
-        return self._column("labels")
-
-    @property
-    def correct(self) -> np.ndarray:
-        return self._column("correct")
-
-    @property
-    def loss(self) -> np.ndarray:
-        """``(n,)`` cross-entropy of the label (NaN without a label)."""
-        return self._column("loss")
-
-    @property
-    def embeddings(self) -> np.ndarray:
-        return self._column("embeddings")
 
     def maps(self, method: str | None = None, *, full: bool = False) -> LazyMaps:
         """``(n, h, w)`` maps of ``method`` (float16 at ``map_size``; ``full=True``: input resolution)."""
