@@ -71,23 +71,30 @@ def _last_linear(model: nn.Module) -> nn.Module | None:
 @torch.no_grad()
 def predict(model: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scores (N, C) float32, embedding (N, D) float32)``: the embedding is the input of the last
-    ``nn.Linear`` called (the pooled penultimate activations), globally average-pooled if spatial; the
-    scores themselves for a model without one."""
+    ``nn.Linear`` called (the pooled penultimate activations), averaged over positions if it has any
+    (``(N, C, H, W)``: spatial mean; ``(N, T, D)``: token mean); the scores themselves for a model without
+    one, or when that input does not have one row per item."""
     net, _ = unwrap_model(model)
-    captured: list[torch.Tensor] = []
+    last: list[torch.Tensor] = []
+
+    def keep_last(_module: nn.Module, args: tuple) -> None:
+        last[:] = [args[0]]
+
     with preserved(net):
         handles = []
         if isinstance(net, nn.Module):
-            for m in net.modules():
-                if isinstance(m, nn.Linear):
-                    handles.append(m.register_forward_pre_hook(lambda _m, args: captured.append(args[0])))
-        out = net(x)
-        for h in handles:
-            h.remove()
+            handles = [m.register_forward_pre_hook(keep_last) for m in net.modules() if isinstance(m, nn.Linear)]
+        try:
+            out = net(x)
+        finally:
+            for h in handles:
+                h.remove()
     scores = scores_from_output(out, x.shape[0]).float()
-    emb = captured[-1] if captured else scores
-    if emb.dim() > 2:
-        emb = emb.flatten(2).mean(2) if emb.dim() > 3 or emb.shape[0] == x.shape[0] else emb.flatten(1)
+    emb = last[0] if last and isinstance(last[0], torch.Tensor) and last[0].shape[0] == x.shape[0] else scores
+    if emb.dim() == 3:
+        emb = emb.mean(1)
+    elif emb.dim() > 3:
+        emb = emb.flatten(2).mean(2)
     return scores, emb.reshape(x.shape[0], -1).float()
 
 
