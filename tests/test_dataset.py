@@ -177,11 +177,13 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, phase):
     assert 0 < len(manifest["completed"]) < 5 and 2 not in manifest["completed"]
     partial = xw.open_explanations(tmp_path / "killed")
     assert not partial.complete and len(partial) == 8 * len(manifest["completed"])
-    assert run("resume", tmp_path / "killed").returncode == 0
-    assert run("plain", tmp_path / "plain").returncode == 0
-    a, b = xw.open_explanations(tmp_path / "killed"), xw.open_explanations(tmp_path / "plain")
-    assert a.complete and len(a) == 40
-    assert_same(a, b)
+    # resume here: the script's model (torch's Sequential, seed 0) and data are tiny_cnn() and data(40)
+    model, (x, y) = tiny_cnn(), data(40)
+    kwargs = dict(methods=("gradcam", "saliency"), labels=y, batch_size=8, map_size=4, progress=False)
+    resumed = xw.explain_dataset(model, x, store=tmp_path / "killed", **kwargs)
+    plain = xw.explain_dataset(model, x, store=tmp_path / "plain", **kwargs)
+    assert resumed.complete and len(resumed) == 40
+    assert_same(xw.open_explanations(tmp_path / "killed"), plain)
 
 
 def test_cancel_keeps_completed_chunks_and_resume_finishes(tmp_path):
