@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import xaiwidgets as xw
-from xaiwidgets.core.errors import Cancelled, InputError, LayerError, TargetError
+from xaiwidgets.core.errors import Cancelled, InputError, LayerError, ModelError, TargetError
 from xaiwidgets.dataset import StoreError
 
 pytest.importorskip("zarr")
@@ -242,6 +242,13 @@ def test_bad_input_errors():
         xw.explain_dataset(model, [x[0], x[1], x[2, :, :4]], progress=False)
     with pytest.raises(InputError, match="tensor"):
         xw.explain_dataset(model, x[0], progress=False)
+    # maps that float16 cannot hold are refused, not stored as zeros
+    scaled = nn.Sequential(model, nn.Linear(3, 3)).eval()
+    with torch.no_grad():
+        scaled[1].weight.copy_(torch.eye(3) * 1e-9)
+        scaled[1].bias.zero_()
+    with pytest.raises(ModelError, match="float16"):
+        xw.explain_dataset(scaled, x, methods=("saliency",), progress=False)
 
 
 def test_dataloader_and_dataset_inputs():

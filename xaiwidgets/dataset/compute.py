@@ -16,7 +16,7 @@ from torch import nn
 from ..api import attribute
 from ..core.adapters import unwrap_model
 from ..core.device import model_device
-from ..core.errors import InputError, LayerError, TargetError
+from ..core.errors import InputError, LayerError, ModelError, TargetError
 from ..core.state import preserved
 from ..core.targets import scores_from_output
 from .sources import Source, UnreadableItem
@@ -103,6 +103,19 @@ def area_average(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(maps.unsqueeze(1), size)[:, 0]
 
 
+_F16_MAX, _F16_TINY = 65504.0, 2.0**-14  # largest float16, smallest normal float16
+
+
+def _check_float16(maps: torch.Tensor, method: str, indices: range, keep: list[int]) -> None:
+    """Refuse maps that float16 would turn into inf, or whose every value is below float16's normal range
+    (they would be stored as zeros or with few significant bits): never silently wrong."""
+    amax = maps.abs().flatten(1).amax(1)
+    for j in torch.nonzero((amax > _F16_MAX) | ((amax > 0) & (amax < _F16_TINY))).flatten().tolist():
+        raise ModelError(f"the {method} map of item {indices[keep[j]]} has max |value| {float(amax[j]):.3g}, outside "
+                         "float16's normal range (6.1e-05 to 65504) used for the downsampled maps; rescale the "
+                         "model's scores (wrap the model in a module that multiplies its output) so they fit")
+
+
 def compute_chunk(model: Any, source: Source, indices: range, cfg: RunConfig) -> tuple[dict[str, np.ndarray], dict]:
     """Records of the items ``indices``: rows of skipped items are NaN / -1 with ``valid`` False."""
     keep, x, labels, skipped = load_items(source, indices, cfg)
@@ -146,7 +159,9 @@ def compute_chunk(model: Any, source: Source, indices: range, cfg: RunConfig) ->
             raise LayerError(f"method {method!r} needs a layer: {exc}. Pass {method}={{'layer': 'name'}} "
                              "naming a spatial layer of the model") from exc
         maps = torch.from_numpy(a.heatmap())
-        put(f"maps/{method}", area_average(maps, cfg.map_size), np.nan, np.float16)
+        small = area_average(maps, cfg.map_size)
+        _check_float16(small, method, indices, keep)
+        put(f"maps/{method}", small, np.nan, np.float16)
         if cfg.keep_full:
             put(f"full/{method}", maps, np.nan, np.float32)
     return rec, skipped
