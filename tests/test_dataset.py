@@ -123,6 +123,8 @@ def test_store_identity_and_paths(tmp_path):
     (foreign / "notes.txt").write_text("keep me")
     with pytest.raises(StoreError, match="not a dataset store"):
         xw.explain_dataset(model, x, store=foreign, progress=False)
+    with pytest.raises(StoreError, match="not a dataset store"):
+        xw.explain_dataset(model, x, store=foreign, progress=False, overwrite=True)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 

@@ -130,9 +130,9 @@ class Store:
                                  f"{detail}); use another store path or pass overwrite=True")
             return old
         if self.path is not None and (old is not None or (self.path.exists() and any(self.path.iterdir()))):
-            if old is None and not overwrite:
+            if old is None:  # never delete a directory we did not make, even with overwrite=True
                 raise StoreError(f"{self.path} is a non-empty directory but not a dataset store; "
-                                 "choose an empty or new path, or pass overwrite=True")
+                                 "choose an empty or new path")
             shutil.rmtree(self.path)
             self._group = None
         if self.path is not None:
