@@ -16,7 +16,7 @@ from torch import nn
 from ..api import attribute
 from ..core.adapters import unwrap_model
 from ..core.device import model_device
-from ..core.errors import InputError, LayerError, ModelError, TargetError
+from ..core.errors import InputError, LayerError, TargetError
 from ..core.state import preserved
 from ..core.targets import scores_from_output
 from .sources import Source, UnreadableItem
@@ -103,17 +103,13 @@ def area_average(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(maps.unsqueeze(1), size)[:, 0]
 
 
-_F16_MAX, _F16_TINY = 65504.0, 2.0**-14  # largest float16, smallest normal float16
-
-
-def _check_float16(maps: torch.Tensor, method: str, indices: range, keep: list[int]) -> None:
-    """Refuse maps that float16 would turn into inf, or whose every value is below float16's normal range
-    (they would be stored as zeros or with few significant bits): never silently wrong."""
-    amax = maps.abs().flatten(1).amax(1)
-    for j in torch.nonzero((amax > _F16_MAX) | ((amax > 0) & (amax < _F16_TINY))).flatten().tolist():
-        raise ModelError(f"the {method} map of item {indices[keep[j]]} has max |value| {float(amax[j]):.3g}, outside "
-                         "float16's normal range (6.1e-05 to 65504) used for the downsampled maps; rescale the "
-                         "model's scores (wrap the model in a module that multiplies its output) so they fit")
+def to_scaled_float16(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(maps / scale as float16, scale (N,) float32)`` with ``scale`` each map's max |value| (1 for an
+    all-zero map): every map keeps float16's relative precision (2^-11 of its max) whatever its magnitude,
+    so tiny gradients are neither flushed to zero nor large ones turned into inf."""
+    scale = maps.abs().flatten(1).amax(1).float()
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (maps / scale.view(-1, 1, 1)).to(torch.float16), scale
 
 
 def compute_chunk(model: Any, source: Source, indices: range, cfg: RunConfig) -> tuple[dict[str, np.ndarray], dict]:
@@ -131,7 +127,8 @@ def compute_chunk(model: Any, source: Source, indices: range, cfg: RunConfig) ->
     scores, emb = predict(model, x)
     probs = scores.softmax(1)
     k = min(cfg.top_k, probs.shape[1])
-    top_p, top_i = probs.topk(k, dim=1)
+    top_i = scores.topk(k, dim=1).indices  # rank by the scores: softmax can tie classes in float32
+    top_p = probs.gather(1, top_i)
     pred = top_i[:, 0]
     lab = labels.to(device)
     has = lab >= 0
@@ -159,9 +156,9 @@ def compute_chunk(model: Any, source: Source, indices: range, cfg: RunConfig) ->
             raise LayerError(f"method {method!r} needs a layer: {exc}. Pass {method}={{'layer': 'name'}} "
                              "naming a spatial layer of the model") from exc
         maps = torch.from_numpy(a.heatmap())
-        small = area_average(maps, cfg.map_size)
-        _check_float16(small, method, indices, keep)
+        small, scale = to_scaled_float16(area_average(maps, cfg.map_size))
         put(f"maps/{method}", small, np.nan, np.float16)
+        put(f"scale/{method}", scale, np.nan, np.float32)
         if cfg.keep_full:
             put(f"full/{method}", maps, np.nan, np.float32)
     return rec, skipped

@@ -14,8 +14,8 @@ from .store import Store
 class LazyMaps:
     """An array-like ``(n, h, w)`` view of one method's maps: rows are read from the store when indexed."""
 
-    def __init__(self, array: Any, rows: np.ndarray) -> None:
-        self._array, self._rows = array, rows
+    def __init__(self, array: Any, rows: np.ndarray, scale: Any = None) -> None:
+        self._array, self._rows, self._scale = array, rows, scale
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -23,7 +23,7 @@ class LazyMaps:
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self._array.dtype)
+        return np.dtype(np.float32) if self._scale is not None else np.dtype(self._array.dtype)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -35,16 +35,22 @@ class LazyMaps:
             rows, rest = key, ()
         idx = self._rows[rows]
         if np.ndim(idx) == 0:
-            out = self._array[int(idx)]
+            out = self._read(self._array, np.asarray([idx]))[0]
         else:
-            out = self._read(np.asarray(idx))
+            out = self._read(self._array, np.asarray(idx))
         return out[rest] if rest else out
 
-    def _read(self, idx: np.ndarray) -> np.ndarray:
-        if len(idx) and np.all(np.diff(idx) == 1):  # a contiguous run: one slice read
-            return self._array[int(idx[0]):int(idx[-1]) + 1]
-        return self._array.get_orthogonal_selection((idx,)) if len(idx) else np.empty((0, *self.shape[1:]),
-                                                                                       self.dtype)
+    def _read(self, array: Any, idx: np.ndarray) -> np.ndarray:
+        if not len(idx):
+            return np.empty((0, *self.shape[1:]), self.dtype)
+        if np.all(np.diff(idx) == 1):  # a contiguous run: one slice read
+            out = array[int(idx[0]):int(idx[-1]) + 1]
+        else:
+            out = array.get_orthogonal_selection((idx,))
+        if self._scale is not None and array is self._array:
+            scale = self._read(self._scale, idx).astype(np.float32)
+            out = out.astype(np.float32) * scale.reshape(-1, *([1] * (out.ndim - 1)))
+        return out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[:]
@@ -132,13 +138,15 @@ class DatasetExplanations:
         return self.topk[:, 0] if len(self) else np.empty(0, np.int32)
 
     def maps(self, method: str | None = None, *, full: bool = False) -> LazyMaps:
-        """``(n, h, w)`` maps of ``method`` (float16 at ``map_size``; ``full=True``: input resolution)."""
+        """``(n, h, w)`` maps of ``method`` at ``map_size`` (float32: stored as float16 relative to each map's
+        max |value|, kept in ``scale/<method>``); ``full=True``: at input resolution."""
         method = method or self.methods[0]
         name = f"{'full' if full else 'maps'}/{method}"
         if name not in self._store.group:
             extra = " (run with keep_full=True)" if full else ""
             raise ParameterError(f"no {name!r} in this store{extra}; methods: {self.methods}")
-        return LazyMaps(self._store.group[name], self._rows)
+        g = self._store.group
+        return LazyMaps(g[name], self._rows, None if full else g[f"scale/{method}"])
 
     # -- subsets ----------------------------------------------------------------------------------------
     def select(self, which: Any) -> DatasetExplanations:
@@ -165,7 +173,7 @@ class DatasetExplanations:
         out["label"] = int(out.pop("labels"))
         out["correct"] = bool(out["correct"])
         out["loss"] = float(out["loss"])
-        out["maps"] = {m: g[f"maps/{m}"][idx] for m in self.methods}
+        out["maps"] = {m: LazyMaps(g[f"maps/{m}"], np.array([idx]), g[f"scale/{m}"])[0] for m in self.methods}
         if self.manifest.get("keep_full"):
             out["full"] = {m: g[f"full/{m}"][idx] for m in self.methods}
         return out

@@ -97,7 +97,7 @@ def explain_dataset(
     ``(input, label)``. With an :class:`~xaiwidgets.ImageClassifier` raw images are preprocessed by it.
 
     Per item: top-``top_k`` classes and probabilities, label (-1 when none), correctness, cross-entropy loss,
-    each method's map for the predicted class area-averaged to ``map_size`` (float16; full resolution too
+    each method's map for the predicted class area-averaged to ``map_size`` (float16 per-map scaled; full resolution too
     with ``keep_full``), and the embedding (input of the last ``nn.Linear``: pooled penultimate activations).
 
     ``store``: a directory for a zarr v3 store (resumable: a rerun continues at the first incomplete chunk;
