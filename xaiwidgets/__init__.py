@@ -6,9 +6,10 @@
 >>> xw.explain(xw.demo.imagenet_classifier(), xw.demo.load_image("chelsea"))
 """
 
-from . import core, demo, featurevis, methods, metrics
+from . import analysis, core, dataset, demo, featurevis, methods, metrics
 from .api import attribute
 from .core import Attribution, ImageClassifier, TabularModel, TextClassifier
+from .dataset import DatasetExplanations, explain_dataset, open_explanations
 from .widgets import (
     AnchorView,
     EvaluationView,
@@ -26,7 +27,8 @@ from .widgets import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnchorView", "Attribution", "EvaluationView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView",
-    "ImageClassifier", "ScrubberView", "TabularModel", "TextClassifier", "TokenView", "__version__", "attribute",
-    "core", "demo", "evaluate", "explain", "featurevis", "methods", "metrics", "to_html",
+    "AnchorView", "Attribution", "DatasetExplanations", "EvaluationView", "ExplainDashboard", "FeatureGallery",
+    "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView", "TabularModel", "TextClassifier", "TokenView",
+    "__version__", "analysis", "attribute", "core", "dataset", "demo", "evaluate", "explain", "explain_dataset",
+    "featurevis", "methods", "metrics", "open_explanations", "to_html",
 ]
