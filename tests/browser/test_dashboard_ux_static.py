@@ -17,10 +17,12 @@ pytestmark = pytest.mark.browser
 
 def infos() -> list[dict]:
     """available_methods as the kernel sends them for a small CNN (no attention layers, a GAP head)."""
+    import torch
     import torch.nn as nn
 
-    cnn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1))
-    return [method_info(get_method(r["name"]), cnn) for r in available(modality="image")]
+    cnn = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    image = torch.rand(1, 3, 16, 16)  # attention is found by what one forward on the input computes
+    return [method_info(get_method(r["name"]), cnn, inputs=image) for r in available(modality="image")]
 
 
 def state(**overrides) -> dict:
