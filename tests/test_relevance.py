@@ -13,6 +13,7 @@ import xaiwidgets as xw
 import xaiwidgets.methods.relevance as rel
 from xaiwidgets.core.errors import LayerError, ModelError, ParameterError
 from xaiwidgets.core.state import _HOOK_DICTS
+from xaiwidgets.methods.baselines import resolve_baseline
 
 
 def bias_free_net() -> nn.Module:
@@ -103,7 +104,7 @@ def test_deeplift_summation_to_delta(pool):
     for baseline in (None, 0.3, torch.randn(4, 3, 12, 12)):
         a = xw.attribute(model, x, method="deeplift", baseline=baseline, progress=False)
         with torch.no_grad():
-            b = rel.deeplift.resolve_baseline(baseline, x, None, None)
+            b = resolve_baseline(baseline, x)
             diff = (model(x) - model(b)).gather(1, a.target[:, None])[:, 0]
         torch.testing.assert_close(a.values.flatten(1).sum(1), diff, rtol=1e-4, atol=1e-5)
         assert float(a.extras["delta"].abs().max()) < 1e-4

@@ -41,6 +41,7 @@ from xaiwidgets.methods import (  # noqa: E402,F401  (register the methods)
     layerwise,
     smoothgrad,
 )
+from xaiwidgets.methods.baselines import resolve_baseline  # noqa: E402
 
 pytestmark = [pytest.mark.peers, pytest.mark.filterwarnings("ignore::UserWarning")]
 TOL = 1e-5
@@ -103,8 +104,11 @@ def test_integrated_gradients_all_rules(case, rule: str) -> None:
     rows = n_steps * x.shape[0]
     ours = xw.attribute(model, x, method="integrated_gradients", target=target, rule=rule, n_steps=n_steps,
                         batch_size=rows, **QUIET)
+    # our default "black" is black pixels after an ImageClassifier's normalisation (zeros for a bare module);
+    # captum's default is zeros, so it gets the same tensor
+    black = resolve_baseline("black", x, model)
     peer, delta = captum_attr.IntegratedGradients(module_of(model)).attribute(
-        x, target=target, method=CAPTUM_RULES[rule], n_steps=n_steps, return_convergence_delta=True
+        x, baselines=black, target=target, method=CAPTUM_RULES[rule], n_steps=n_steps, return_convergence_delta=True
     )
     if rule == "riemann_trapezoid":
         peer = peer * n_steps / (n_steps - 1)  # captum's weights sum to (n-1)/n; see module docstring

@@ -24,8 +24,8 @@ from ..core.targets import TargetLike, gather_scores, resolve_target
 from ._autograd import forward_scores, selected_scores_and_grad
 from ._chunks import ChunkPlanner, Retry, row_bytes
 from .base import Method, require
-from .baselines import resolve_baseline
-from .integrated_gradients import check_baseline, check_batch_size
+from .baselines import check_baseline, resolve_baseline
+from .integrated_gradients import check_batch_size
 from .registry import register
 
 
@@ -73,7 +73,7 @@ class ExpectedGradients(Method):
         seed = params["seed"]
         gen = None if seed is None else torch.Generator(device=x.device).manual_seed(int(seed))
         background = isinstance(params["baseline"], torch.Tensor)
-        base = resolve_baseline(params["baseline"], x, seed=seed, background=background)
+        base = resolve_baseline(params["baseline"], x, self.classifier, seed=seed, background=background)
         index, alphas = draw(n, s_count, base.shape[0] if background else 0, gen, x.device)
         if index is None:
             index = torch.arange(n * s_count, device=x.device) // s_count

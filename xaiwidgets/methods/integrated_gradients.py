@@ -31,8 +31,7 @@ from ..core.targets import TargetLike, gather_scores, resolve_target
 from ._autograd import forward_scores, selected_scores_and_grad
 from ._chunks import ChunkPlanner, Retry, row_bytes
 from .base import Method, require
-from .baselines import NAMES as BASELINE_NAMES
-from .baselines import resolve_baseline
+from .baselines import check_baseline, resolve_baseline
 from .quadrature import check_rule, quadrature, trapezoid_weights
 from .registry import register
 
@@ -45,19 +44,6 @@ def check_batch_size(batch_size: Any) -> None:
         or (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1),
         f"batch_size must be None (chosen automatically) or an integer >= 1; got {batch_size!r}",
     )
-
-
-def check_baseline(baseline: Any, inputs: torch.Tensor, *, background: bool = False) -> None:
-    """Raise ParameterError for an unknown name or a tensor of the wrong shape (cheap, before any work)."""
-    if isinstance(baseline, str):
-        require(
-            baseline in BASELINE_NAMES,
-            f"unknown baseline {baseline!r}; use one of {', '.join(map(repr, BASELINE_NAMES))}, "
-            "a number or a tensor",
-        )
-    elif baseline is not None:
-        resolve_baseline(baseline, inputs[:1] if not isinstance(baseline, torch.Tensor) else inputs,
-                         background=background)
 
 
 def reduce_map(t: torch.Tensor) -> torch.Tensor:
@@ -187,8 +173,9 @@ class PathIntegrator:
 class IntegratedGradients(Method):
     """Integrated Gradients along the straight path from ``baseline`` to the input.
 
-    Parameters: ``n_steps`` (int >= 1, or ``"auto"``), ``baseline`` (``"black"`` = zeros in input space,
-    ``"blur"``, ``"uniform"``, ``"gaussian"``, a number or a tensor; see :mod:`.baselines`), ``rule``
+    Parameters: ``n_steps`` (int >= 1, or ``"auto"``), ``baseline`` (``"black"`` = black pixels in the model's
+    input space, ``"zeros"``, ``"mean"``, ``"blur"``, ``"uniform"``, ``"gaussian"``, a number, a tensor or a
+    callable; see :mod:`.baselines`), ``rule``
     (see :mod:`.quadrature`), ``batch_size`` (rows per model call; None: chosen by measurement),
     ``tolerance`` and ``max_steps`` (for ``"auto"``), ``seed`` (random baselines), ``return_frames``
     (record per-step data for the scrubber: ``frame_kind="ig_path"``).
@@ -230,7 +217,7 @@ class IntegratedGradients(Method):
         self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
     ) -> Attribution:
         x = inputs
-        baseline = resolve_baseline(params["baseline"], x, seed=params["seed"])
+        baseline = resolve_baseline(params["baseline"], x, self.classifier, seed=params["seed"])
         planner = ChunkPlanner(row_bytes(x), x.device, params["batch_size"])
         record = bool(params["return_frames"])
         fx, fb, resolved = endpoint_scores(self.model, x, baseline, target, params["batch_size"] or 4)

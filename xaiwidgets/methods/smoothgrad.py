@@ -67,16 +67,18 @@ class NoiseStream:
 
 
 def base_attribution(
-    model: Any, name: str, params: dict[str, Any], n_inputs: int = 1
+    model: Any, name: str, params: dict[str, Any], n_inputs: int = 1, classifier: Any = None
 ) -> Any:
     """A function ``(rows, target_rows, input_rows) -> attribution rows`` for the wrapped method ``name``.
 
     A ``baseline`` tensor in ``params`` with one baseline per input (``(N, ...)``, N > 1) is indexed by each
-    row's input, as captum's ``NoiseTunnel`` repeats per-input baselines for every sample.
+    row's input, as captum's ``NoiseTunnel`` repeats per-input baselines for every sample. The wrapped
+    method gets ``classifier`` (the model's adapter) when given, so its baseline names mean what they mean
+    for the model (``"black"``: black pixels after the adapter's normalisation).
     """
     if name == "gradient":
         return lambda rows, t, i: selected_scores_and_grad(model, rows, t)[0]
-    inner = get_method(name)(model)
+    inner = get_method(name)(classifier if classifier is not None else model)
     baseline = params.get("baseline")
     per_input = (
         isinstance(baseline, torch.Tensor) and n_inputs > 1 and baseline.dim() >= 2
@@ -156,7 +158,7 @@ class _NoiseTunnel(Method):
             scores = forward_scores(self.model, x)
         resolved = resolve_target(target, scores)
         base = params["base_method"]
-        attribute_rows = base_attribution(self.model, base, params["base_params"] or {}, n)
+        attribute_rows = base_attribution(self.model, base, params["base_params"] or {}, n, self.classifier)
         stream = NoiseStream(x, float(params["noise_level"]), params["seed"])
         planner = ChunkPlanner(row_bytes(x), x.device, params["batch_size"])
         total = torch.zeros_like(x)

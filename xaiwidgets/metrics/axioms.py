@@ -35,11 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.adapters import unwrap_model
 from ..core.attribution import Attribution
 from ..core.batching import chunk_ranges
 from ..core.errors import InputError, ModelError, ParameterError
 from ..core.progress import Progress, as_progress
 from ..core.targets import TargetLike
+from ..methods.baselines import resolve_baseline
 from ._maps import (
     ExplanationLike,
     MethodLike,
@@ -54,6 +56,11 @@ from ._maps import (
     values_of,
 )
 from .perturb import centred_grid
+
+
+def _classifier_of(model: Any, explanation: ExplanationLike) -> Any:
+    """The model's image adapter, else the Attribution's: the normalisation baseline names resolve with."""
+    return unwrap_model(model)[1] or getattr(explanation, "classifier", None)
 
 
 def _target_of(explanation: ExplanationLike, target: TargetLike) -> TargetLike:
@@ -126,9 +133,9 @@ def _auto_baseline(explanation: ExplanationLike, x: torch.Tensor) -> torch.Tenso
     if isinstance(stored, torch.Tensor) and stored.shape == x.shape:
         return stored.to(x.device, x.dtype)
     if "baseline" in explanation.params:
-        from ..methods.baselines import resolve_baseline
-
-        return resolve_baseline(explanation.params["baseline"], x, seed=explanation.params.get("seed", 0))
+        return resolve_baseline(
+            explanation.params["baseline"], x, explanation.classifier, seed=explanation.params.get("seed", 0)
+        )
     return None
 
 
@@ -161,9 +168,7 @@ def completeness(
     elif baseline is None:
         reference = None
     else:
-        from ..methods.baselines import resolve_baseline
-
-        reference = resolve_baseline(baseline, x)
+        reference = resolve_baseline(baseline, x, _classifier_of(model, explanation))
     fb = target_scores(net, reference, resolved, batch_size) if reference is not None else None
     delta = fx - fb if fb is not None else fx
     rel = flat(relevance).double()
@@ -612,20 +617,18 @@ def selectivity(
     """Remove regions in order of decreasing relevance (``patch x patch`` pixel squares of images, groups
     of ``patch`` features otherwise) and record the target score; compare with ``n_random`` random orders.
 
-    Removed regions take the ``baseline`` (as methods take it: ``"blur"``, ``"black"`` zeros, a number, a
-    tensor). The default is the blurred input: constant patches are new evidence for a model of shapes
-    (on the demo model, grey squares make random removal look more damaging than removing the object),
-    while blurring removes edges and keeps colours. ``steps``: how many points the curve has after the
-    start (default: one per region, else the regions are removed in ``steps`` equal groups). Ties in
-    relevance are broken at random (``seed``).
+    Removed regions take the ``baseline`` (as methods take it: ``"blur"``, ``"black"``, a number, a tensor;
+    see :mod:`xaiwidgets.methods.baselines`). The default is the blurred input: constant patches are new
+    evidence for a model of shapes (on the demo model, grey squares make random removal look more damaging
+    than removing the object), while blurring removes edges and keeps colours. ``steps``: how many points
+    the curve has after the start (default: one per region, else the regions are removed in ``steps`` equal
+    groups). Ties in relevance are broken at random (``seed``).
     """
     patch = check_positive_int(patch, "patch")
     n_random = check_positive_int(n_random, "n_random")
     net, x, resolved, _ = prepare(model, inputs, _target_of(explanation, target))
     relevance = expand_to_inputs(values_of(explanation).to(x.device, x.dtype), x)
-    from ..methods.baselines import resolve_baseline
-
-    reference = resolve_baseline(baseline, x, seed=seed)
+    reference = resolve_baseline(baseline, x, _classifier_of(model, explanation), seed=seed)
     region, n_regions = _regions(x, patch)
     pixel_relevance = relevance.sum(1) if x.dim() == 4 else relevance
     n = x.shape[0]

@@ -29,6 +29,7 @@ from ..core.errors import InputError, ParameterError
 from ..core.progress import as_progress
 from ..core.state import preserved, warn_if_training
 from ..core.targets import TargetLike
+from ..methods.baselines import resolve_baseline
 from .perturb import (
     ORDERS,
     OUTPUTS,
@@ -46,7 +47,6 @@ from .perturb import (
     feature_ranks,
     feature_relevance,
     noisy_linear_impute,
-    resolve_baseline,
     score_rows,
     step_counts,
 )
@@ -83,8 +83,10 @@ def perturbation_curve(
     sum of the explanation over them (channels reduced with ``reduce``, default the Attribution's) in
     ``order``; step ``k`` of ``n_steps`` perturbs ``round(k / n_steps * M)`` of the ``M`` features, or
     ``k * features_per_step`` when given (then at most ``max_steps`` steps). Removed features take the
-    ``baseline`` (``"black"``, ``"mean"``, ``"blur"``, ``"uniform"``, a number or a tensor). ``output`` is
-    the target's softmax ``"probability"`` or its ``"logit"``. Returns a :class:`PerturbationCurve`.
+    ``baseline`` (a name, number, tensor or callable, resolved as every method resolves it: see
+    :func:`xaiwidgets.methods.baselines.resolve_baseline`; ``"black"`` is black pixels after the
+    classifier's normalisation). ``output`` is the target's softmax ``"probability"`` or its ``"logit"``.
+    Returns a :class:`PerturbationCurve`.
     """
     check_choice(mode, "mode", ("deletion", "insertion"))
     check_choice(order, "order", ORDERS)
@@ -105,7 +107,7 @@ def perturbation_curve(
             )
             relevance = feature_relevance(s.values, labels, counts, s.reduce)
             ranks = feature_ranks(relevance, counts, order, cpu_generator(seed, 0))
-            base = resolve_baseline(baseline, s.x, s.classifier, seed)
+            base = resolve_baseline(baseline, s.x, s.classifier, seed=seed)
             perturber = Perturber(s.x, base, element_ranks(labels, ranks), mode)
             steps = step_counts(counts, n_steps, features_per_step, max_steps)  # (N, L+1) on CPU
             per = steps.shape[1]
@@ -332,7 +334,7 @@ def faithfulness_correlation(
             runs = chosen.shape[1]
             m = relevance.shape[1]
             sums = relevance.gather(1, chosen.reshape(s.n, -1)).view(s.n, runs, -1).sum(2)
-            base = resolve_baseline(baseline, s.x, s.classifier, seed)
+            base = resolve_baseline(baseline, s.x, s.classifier, seed=seed)
             flat_labels = labels.reshape(s.n, -1)
             orig = s.outputs(output)
 

@@ -30,12 +30,13 @@ from ..core.inputs import as_batch
 from ..core.progress import Progress
 from ..core.targets import TargetLike, resolve_target, scores_from_output
 from ..methods._chunks import MAX_ROWS, ChunkPlanner, Retry, row_bytes
+from ..methods.baselines import NAMES, deprecated_resolver
 from ..methods.perturbation import features as _features
 
 FEATURES = ("pixel", "element", "patch", "slic", "quickshift", "felzenszwalb")
 ORDERS = ("morf", "lerf", "random")
 OUTPUTS = ("probability", "logit")
-BASELINES = ("black", "mean", "blur", "uniform")
+BASELINES = NAMES  # deprecated alias of xaiwidgets.methods.baselines.NAMES
 ExplanationLike = Attribution | torch.Tensor | np.ndarray
 
 
@@ -311,31 +312,7 @@ def step_counts(
 # baselines
 
 
-def resolve_baseline(baseline: Any, x: torch.Tensor, classifier: Any = None, seed: int = 0) -> torch.Tensor:
-    """The replacement values ``(N, ...)`` for ``x``.
-
-    ``"black"``: pixel value 0 after the classifier's normalisation (0 without a classifier); ``"mean"``:
-    each image's per-channel mean; ``"blur"``: a Gaussian blur of each image (sigma = side / 20);
-    ``"uniform"``: uniform noise in each input's value range (seeded; Samek et al. 2017); a number; or a
-    tensor broadcastable to one input or the batch.
-    """
-    if isinstance(baseline, str) and baseline == "uniform":
-        flat = x.reshape(x.shape[0], -1)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        lo, hi = flat.amin(1).view(shape), flat.amax(1).view(shape)
-        u = torch.rand(x.shape, generator=cpu_generator(seed, 1), dtype=x.dtype).to(x.device)
-        return lo + u * (hi - lo)
-    if isinstance(baseline, str) and baseline not in BASELINES:
-        raise ParameterError(
-            f"unknown baseline {baseline!r}; choose one of {', '.join(map(repr, BASELINES))}, a number or a tensor"
-        )
-    out = _features.resolve_baseline(baseline, x, classifier)
-    if out.shape != x.shape:
-        raise ParameterError(
-            f"baseline of shape {tuple(out.shape)} does not fit the inputs {tuple(x.shape)}; give one input's shape "
-            f"{tuple(x.shape[1:])} or the batch's shape"
-        )
-    return out.to(dtype=x.dtype)
+resolve_baseline = deprecated_resolver("xaiwidgets.metrics.perturb.resolve_baseline")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from ..core.inputs import as_batch
 from ..core.progress import as_progress
 from ..core.state import preserved, warn_if_training
 from ..core.targets import TargetLike, resolve_target, scores_from_output
+from ..methods.baselines import resolve_baseline
 from .perturb import (
     OUTPUTS,
     ExplanationLike,
@@ -35,7 +36,6 @@ from .perturb import (
     check_seed,
     cpu_generator,
     explanation_values,
-    resolve_baseline,
     score_rows,
 )
 from .results import SampleScores
@@ -159,7 +159,7 @@ def _draw_infidelity(
     inside = ((rows >= top[..., None, None]) & (rows < top[..., None, None] + size)
               & (cols >= left[..., None, None]) & (cols < left[..., None, None] + size))  # (N, S, H, W)
     removed = inside.unsqueeze(2)  # (N, S, 1, H, W)
-    base = resolve_baseline(baseline, x, s.classifier, seed)
+    base = resolve_baseline(baseline, x, s.classifier, seed=seed)
     pert = torch.where(removed, (x - base).unsqueeze(1), torch.zeros((), dtype=x.dtype, device=x.device))
     return pert, removed
 

@@ -10,7 +10,8 @@ import torch
 from ...core.attribution import Attribution
 from ...core.targets import TargetLike, gather_scores, resolve_target, scores_from_output
 from ..base import Method, require
-from .features import Game, Masker, baseline_rows, feature_map, resolve_baseline
+from ..baselines import resolve_baseline
+from .features import Game, Masker, baseline_rows, feature_map
 
 
 def scores_and_target(model: Any, inputs: torch.Tensor, target: TargetLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,7 +63,9 @@ class FeatureMethod(Method):
 
     def games(self, inputs: torch.Tensor, target: torch.Tensor, params: dict[str, Any], progress: Any) -> list[Game]:
         """One :class:`Game` per input, built from ``segments``/``segmentation_params``/``baseline``."""
-        baseline = resolve_baseline(params.get("baseline"), inputs, self.classifier)
+        baseline = resolve_baseline(
+            params.get("baseline"), inputs, self.classifier, seed=params.get("seed") or 0, background=True
+        )
         games = []
         for i in range(inputs.shape[0]):
             seg = feature_map(

@@ -18,13 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from ...core.attribution import Attribution
-from ...core.errors import Cancelled, ModelError, ParameterError
+from ...core.errors import Cancelled, ModelError
 from ...core.progress import Progress
 from ...core.targets import TargetLike, scores_from_output
 from ..base import Method, require
+from ..baselines import resolve_baseline
 from ..registry import register
 from ._common import check_positive_int, check_seed, generator, scores_and_target
-from .features import resolve_baseline
 
 VARIANTS = ("preservation", "deletion")
 
@@ -94,12 +94,7 @@ class ExtremalPerturbation(Method):
         self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
     ) -> Attribution:
         scores, resolved = scores_and_target(self.model, inputs, target)
-        baseline = resolve_baseline(params["baseline"], inputs, self.classifier).detach()
-        if baseline.shape[0] != inputs.shape[0]:
-            raise ParameterError(
-                "extremal_perturbation takes one baseline per input, not a background batch; give a baseline "
-                f"of shape {tuple(inputs.shape[1:])} or {tuple(inputs.shape)}, a number or a name"
-            )
+        baseline = resolve_baseline(params["baseline"], inputs, self.classifier, seed=params["seed"] or 0)
         n, _, h, w = inputs.shape
         cell = params["cell_size"] or max(1, min(h, w) // 28)
         gh, gw = math.ceil(h / cell), math.ceil(w / cell)

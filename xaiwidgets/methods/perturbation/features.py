@@ -14,87 +14,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ...core.errors import ParameterError
 from ...core.progress import Progress
 from ...core.targets import scores_from_output
 from .._chunks import ChunkPlanner, Retry, row_bytes
-from ..baselines import require_finite
+from ..baselines import NAMES, deprecated_resolver
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
-BASELINES = ("black", "mean", "blur")
 
 
 # ----------------------------------------------------------------------------------------------------------
-# baselines
+# baselines (resolved by xaiwidgets.methods.baselines.resolve_baseline)
 
-
-def _black(x: torch.Tensor, classifier: Any) -> torch.Tensor:
-    mean = getattr(classifier, "mean", None)
-    std = getattr(classifier, "std", None)
-    if x.dim() == 4 and mean is not None and std is not None and len(mean) == x.shape[1]:
-        m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return ((0 - m) / s).expand_as(x).clone()
-    return torch.zeros_like(x)
-
-
-def _blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
-    if x.dim() != 4:
-        raise ParameterError("baseline='blur' needs images (N, C, H, W); pass a number or a tensor instead")
-    sigma = float(sigma or max(x.shape[-2:]) / 20)
-    radius = max(1, int(3 * sigma))
-    radius = min(radius, (min(x.shape[-2:]) - 1))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    out = F.pad(x, (radius, radius, 0, 0), mode="reflect")
-    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode="reflect")
-    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def resolve_baseline(baseline: Any, x: torch.Tensor, classifier: Any = None) -> torch.Tensor:
-    """The baseline for ``x`` ``(N, ...)`` as a tensor of shape ``(N, ...)`` or ``(K, ...)`` (background).
-
-    ``baseline`` is a number, a tensor broadcastable to one input (``x.shape[1:]``) or to the batch, a
-    background batch ``(K, ...)`` of reference inputs (KernelSHAP averages over it), or ``"black"`` (pixel
-    value 0 after the classifier's normalisation; 0 without one), ``"mean"`` (per-channel mean of each
-    image, per-feature mean of an (N, d) batch) or ``"blur"`` (a Gaussian blur of each image).
-    """
-    if baseline is None:
-        baseline = 0.0
-    if isinstance(baseline, str):
-        if baseline == "black":
-            return _black(x, classifier)
-        if baseline == "mean":
-            if x.dim() == 4:
-                return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone()
-            return x.mean(0, keepdim=True).expand_as(x).clone()
-        if baseline == "blur":
-            return _blur(x)
-        raise ParameterError(
-            f"unknown baseline {baseline!r}; choose a number, a tensor, or one of {', '.join(BASELINES)}"
-        )
-    if isinstance(baseline, bool) or not isinstance(baseline, (int, float, torch.Tensor, np.ndarray)):
-        raise ParameterError(f"baseline must be a number, a tensor or a name, got {type(baseline).__name__}")
-    if isinstance(baseline, (int, float)):
-        require_finite(baseline)
-        return torch.full_like(x, float(baseline))
-    b = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
-    require_finite(b)
-    if b.dim() == x.dim() and b.shape[0] not in (1, x.shape[0]) and b.shape[1:] == x.shape[1:]:
-        return b  # a background batch
-    try:
-        return torch.broadcast_to(b, x.shape).clone()
-    except RuntimeError as exc:
-        raise ParameterError(
-            f"baseline of shape {tuple(b.shape)} does not broadcast to the inputs {tuple(x.shape)}; give one "
-            f"input's shape {tuple(x.shape[1:])}, the batch's shape, or a background batch (K, "
-            f"{', '.join(map(str, x.shape[1:]))})"
-        ) from exc
+#: deprecated: the names are :data:`xaiwidgets.methods.baselines.NAMES`
+BASELINES = NAMES
+resolve_baseline = deprecated_resolver("xaiwidgets.methods.perturbation.features.resolve_baseline", background=True)
 
 
 def baseline_rows(baseline: torch.Tensor, n: int, index: int) -> torch.Tensor:

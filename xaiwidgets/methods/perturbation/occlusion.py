@@ -21,9 +21,10 @@ from ...core.progress import Progress
 from ...core.targets import TargetLike
 from .._chunks import ChunkPlanner, Retry, row_bytes
 from ..base import Method
+from ..baselines import resolve_baseline
 from ..registry import register
 from ._common import check_batch_size, scores_and_target
-from .features import resolve_baseline, target_values
+from .features import target_values
 
 
 def _as_tuple(value: Any, name: str) -> tuple[int, ...]:
@@ -116,8 +117,6 @@ class Occlusion(Method):
         shape = tuple(inputs.shape[1:])
         scores, resolved = scores_and_target(self.model, inputs, target)
         baseline = resolve_baseline(params["baseline"], inputs, self.classifier)
-        if baseline.shape[0] != inputs.shape[0]:
-            raise ParameterError("occlusion takes one baseline per input, not a background batch")
         acc_dtype = torch.promote_types(inputs.dtype, torch.float32)  # float64 inputs stay float64
         ind = window_indicators(shape, window, stride, inputs.device, acc_dtype)
         counts = tuple(i.shape[0] for i in ind)

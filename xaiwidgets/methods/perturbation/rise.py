@@ -21,9 +21,10 @@ from ...core.errors import Cancelled
 from ...core.progress import Progress
 from ...core.targets import TargetLike
 from ..base import Method, require
+from ..baselines import resolve_baseline
 from ..registry import register
 from ._common import check_positive_int, check_seed, generator, scores_and_target
-from .features import resolve_baseline, target_values
+from .features import target_values
 from .streaming import Stream
 
 _BLOCK = 32  # masks per accumulation step (fixed: results independent of batch_size)
@@ -91,7 +92,7 @@ class Rise(Method):
         self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
     ) -> Attribution:
         scores, resolved = scores_and_target(self.model, inputs, target)
-        baseline = resolve_baseline(params["baseline"], inputs, self.classifier)
+        baseline = resolve_baseline(params["baseline"], inputs, self.classifier, seed=params["seed"] or 0)
         h, w = inputs.shape[-2:]
         cell = params["cell_size"] or max(1, math.ceil(min(h, w) / 7))
         n, p, batch = params["n_masks"], float(params["p"]), params["batch_size"]
@@ -99,10 +100,7 @@ class Rise(Method):
         bank = MaskBank(n, (h, w), cell, p, generator(params["seed"], inputs.device), inputs.device)
         maps = torch.zeros(inputs.shape[0], 1, h, w, dtype=torch.float64, device=inputs.device)
         for i in range(inputs.shape[0]):
-            x, b = (
-                inputs[i : i + 1],
-                baseline[i : i + 1] if baseline.shape[0] == inputs.shape[0] else baseline[:1],
-            )
+            x, b = inputs[i : i + 1], baseline[i : i + 1]
             f = torch.empty(n, dtype=torch.float64, device=inputs.device)
             acc = torch.zeros(1, h, w, dtype=torch.float64, device=inputs.device)
             acc2 = torch.zeros_like(acc)

@@ -30,7 +30,8 @@ from ...core.progress import Progress
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores
 from ..base import Method
-from ..baselines import require_finite
+from ..baselines import deprecated_resolver
+from ..baselines import resolve_baseline as _resolve
 from ..registry import register
 from .guard import check_mode, delta_check, first_nonlinear, report
 from .ops import RescaleOps, no_interception
@@ -157,46 +158,7 @@ def deeplift_pass(
     return (inputs - baselines) * grad, resolved, picked[:n], picked[n:]
 
 
-def resolve_baseline(baseline: Any, inputs: torch.Tensor, classifier: Any, seed: int | None) -> torch.Tensor:
-    """A baseline of the inputs' shape: a number, a tensor (broadcast), ``"black"`` (the normalised black
-    image for an ImageClassifier, zeros otherwise), ``"blur"`` (Gaussian blur, sigma 5 px),
-    ``"uniform"`` (uniform in the input range, seeded) or ``"gaussian"`` (inputs + N(0, 1) noise, seeded)."""
-    if baseline is None:
-        return torch.zeros_like(inputs)
-    require_finite(baseline)
-    if isinstance(baseline, (int, float)):
-        return torch.full_like(inputs, float(baseline))
-    if isinstance(baseline, torch.Tensor):
-        b = baseline.to(dtype=inputs.dtype, device=inputs.device)
-        if b.dim() == inputs.dim() - 1:
-            b = b.unsqueeze(0)
-        try:
-            return b.expand_as(inputs).clone()
-        except RuntimeError as exc:
-            raise ParameterError(
-                f"baseline of shape {tuple(baseline.shape)} does not broadcast to the inputs "
-                f"{tuple(inputs.shape)}; give one per input, one for all, or a number"
-            ) from exc
-    gen = torch.Generator(device="cpu").manual_seed(0 if seed is None else int(seed))
-    if baseline == "black":
-        if classifier is not None and inputs.dim() == 4 and classifier.mean is not None:
-            c = inputs.shape[1]
-            mean = torch.tensor(classifier.mean, dtype=inputs.dtype, device=inputs.device).view(1, c, 1, 1)
-            std = torch.tensor(classifier.std or (1.0,) * c, dtype=inputs.dtype, device=inputs.device)
-            return (-mean / std.view(1, c, 1, 1)).expand_as(inputs).clone()
-        return torch.zeros_like(inputs)
-    if baseline == "blur" and inputs.dim() == 4:
-        from torchvision.transforms.functional import gaussian_blur
-
-        return gaussian_blur(inputs, kernel_size=[31, 31], sigma=[5.0, 5.0])
-    if baseline == "uniform":
-        lo, hi = float(inputs.min()), float(inputs.max())
-        return (torch.rand(inputs.shape, generator=gen) * (hi - lo) + lo).to(inputs)
-    if baseline == "gaussian":
-        return inputs + torch.randn(inputs.shape, generator=gen).to(inputs)
-    raise ParameterError(
-        f"baseline must be a number, a tensor or one of 'black', 'blur', 'uniform', 'gaussian'; got {baseline!r}"
-    )
+resolve_baseline = deprecated_resolver("xaiwidgets.methods.relevance.deeplift.resolve_baseline")
 
 
 @register
@@ -208,7 +170,7 @@ class DeepLift(Method):
     family = "relevance"
     modalities = ("image", "tabular")
     reference = "Shrikumar et al. 2017, arXiv:1704.02685"
-    defaults: ClassVar[dict[str, Any]] = {"baseline": None, "batch_size": 32, "seed": None, "conservation": "warn"}
+    defaults: ClassVar[dict[str, Any]] = {"baseline": None, "batch_size": 32, "seed": 0, "conservation": "warn"}
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
         check_mode(params["conservation"])
@@ -217,7 +179,7 @@ class DeepLift(Method):
         self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
     ) -> Attribution:
         _require_module(self.model)
-        baselines = resolve_baseline(params["baseline"], inputs, self.classifier, params["seed"])
+        baselines = _resolve(params["baseline"], inputs, self.classifier, seed=params["seed"])
         n = inputs.shape[0]
         if target is not None and not isinstance(target, int):
             try:
@@ -275,7 +237,7 @@ class DeepShap(Method):
         self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
     ) -> Attribution:
         _require_module(self.model)
-        background = params["background"].to(dtype=inputs.dtype, device=inputs.device)
+        background = _resolve(params["background"], inputs, self.classifier, background=True)  # checks NaN
         with torch.no_grad():
             scores = forward_scores(self.model, inputs)
         resolved = resolve_target(target, scores)
