@@ -131,6 +131,7 @@ def test_tensors_arrays_callables_and_backgrounds(images):
     per_channel = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1)
     assert torch.equal(resolve_baseline(per_channel, images), per_channel.expand_as(images))
     assert torch.equal(resolve_baseline(np.ones((3, 8, 8)), images), torch.ones_like(images))
+    assert torch.equal(resolve_baseline(np.float32(0.5), images), torch.full_like(images, 0.5))
     assert torch.equal(resolve_baseline(lambda x: x * 0 + 2, images), torch.full_like(images, 2.0))
     background = torch.randn(5, 3, 8, 8)
     assert torch.equal(resolve_baseline(background, images, background=True), background)

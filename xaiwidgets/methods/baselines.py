@@ -166,7 +166,7 @@ def _is_function(value: Any) -> bool:
 
 
 def _explicit(value: Any, x: torch.Tensor, background: bool) -> torch.Tensor:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.ndarray, torch.Tensor)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number, np.ndarray, torch.Tensor)):
         raise ParameterError(
             f"baseline must be one of {', '.join(map(repr, NAMES))}, a number, a tensor or a callable; "
             f"got {type(value).__name__}"
