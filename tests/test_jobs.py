@@ -180,3 +180,14 @@ def test_tracker_maps_a_step_onto_the_bar_and_carries_the_cancel_event(toy: Toy)
     job.cancel.set()
     with pytest.raises(Cancelled):
         tracker.check()
+
+
+def test_a_job_cancelled_while_queued_is_answered(toy: Toy) -> None:
+    release = threading.Event()
+    toy._submit(lambda _cancel: release.wait(10))
+    toy.status = "running"  # as a view that shows its queued job as running
+    toy._submit(Step(toy, "q", "ok"), cancel_running=False)
+    toy._worker.cancel(queued=True)
+    release.set()
+    assert toy.wait(10)
+    assert toy.sent[-1] == {"type": "done", "id": "q", "status": "cancelled"} and toy.status == "cancelled"

@@ -229,6 +229,11 @@ class _FramesJob(ViewJob):
     def begin(self) -> None:
         pass  # the status changes only when frames are computed (run)
 
+    def skipped(self) -> None:
+        if not self.finished:  # else _cancel_frames_job answered it
+            self.finished = True
+            super().skipped()
+
     def run(self) -> None:
         view, method = self.view, self.method
         if view._frames_method != method or method not in view.methods:

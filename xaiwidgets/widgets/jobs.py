@@ -67,6 +67,8 @@ def _serve(state: _WorkerState) -> None:
         try:
             if not event.is_set():
                 job(event)
+            elif hasattr(job, "skipped"):  # cancelled while queued: a ViewJob still answers its request
+                job.skipped()
         except BaseException as exc:
             state.report(exc)
         finally:
@@ -403,6 +405,14 @@ class ViewJob:
     def reply(self) -> None:
         if self.request_id or self.announce:
             self.view._reply(self.request_id, self.status, self.error)
+
+    def skipped(self) -> None:
+        """The worker skipped the job (cancelled while queued): answered ``"cancelled"``; a view that
+        showed it as running (``status`` set when it was queued) says cancelled."""
+        self.status = "cancelled"
+        if self.tracks_status and self.view.status == "running":
+            self.view.status = "cancelled"
+        self.reply()
 
     # ----- helpers for the steps
     def tracker(self, start: float = 0.0, scale: float = 1.0, *, on_event: Callable[[str, Any], None] | None = None,
