@@ -115,7 +115,7 @@ def test_live_stream_ends_with_the_same_result_as_attribute(tiny_cnn: nn.Module)
     view = stream(tiny_cnn, image(), method="kernel_shap", update_interval=0.0, **kw)
     seen: list[int] = []
     view.observe(lambda change: seen.append(change["new"].get("count", 0)), names="estimate")
-    assert view.wait(60) and view.status == "idle" and view.progress == 1.0
+    assert view.wait(60) and view.status == "done" and view.progress == 1.0
     e = view.estimate
     assert e["done"] and floats(e["n_samples"])[-1] == 200
     assert len(seen) >= 3, "estimates are pushed while sampling runs"
@@ -156,7 +156,7 @@ def test_live_stream_of_an_exhaustive_kernel_shap_shows_the_result(tiny_cnn: nn.
     """4 features, 64 samples >= 2**4: KernelSHAP enumerates every coalition (exact, nothing to stream)."""
     view = stream(tiny_cnn, image(), method="kernel_shap", n_samples=64, segments="grid",
                   segmentation_params={"patch": 16}, wait=True)
-    assert view.status == "idle" and view.estimate["count"] == 1 and view.estimate["done"]
+    assert view.status == "done" and view.estimate["count"] == 1 and view.estimate["done"]
     shown = stack(view.estimate, "values")[-1]
     step = (view.estimate["values"]["vmax"] - view.estimate["values"]["vmin"]) / 255
     assert np.abs(shown - view.result.values[0].mean(0).numpy()).max() <= step / 2 + 1e-9

@@ -54,7 +54,7 @@ def no_lists_of_numbers(x: Any, path: str = "") -> None:
 
 
 def test_payload_shapes_dtypes_and_buffers(view: EvaluationView) -> None:
-    assert view.status == "idle" and view.progress == 1.0
+    assert view.status == "done" and view.progress == 1.0
     c = view.curves
     assert c["methods"] == ["saliency", "gradcam"] and c["modes"] == ["deletion", "insertion"]
     assert c["n_inputs"] == 2 and c["state"] == ["done", "done"]
@@ -136,7 +136,7 @@ def test_sweep_and_png_fallback(setup: tuple[Any, torch.Tensor, Any]) -> None:
     v = xw.evaluate(clf, x[:1], ["gradcam"], metrics=["deletion"], n_steps=5,
                     sweep={"method": "smoothgrad", "param": "noise_level", "values": [0.05, 0.3], "metric": "deletion",
                            "params": {"n_samples": 3}}, wait=True)
-    assert v.status == "idle"
+    assert v.status == "done"
     assert [c["key"] for c in v.leaderboard["columns"]] == ["deletion"]
     assert v.curves["modes"] == ["deletion"]
     (sw,) = v.sweeps
@@ -158,7 +158,7 @@ def test_model_left_unchanged(setup: tuple[Any, torch.Tensor, Any]) -> None:
     ids = {k: id(p) for k, p in net.named_parameters()}
     grads = [p.requires_grad for p in net.parameters()]
     v = xw.evaluate(clf, x[:1], ["saliency"], n_steps=4, sanity=True, wait=True)
-    assert v.status == "idle"
+    assert v.status == "done"
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert ids == {k: id(p) for k, p in net.named_parameters()}
@@ -191,9 +191,9 @@ def test_cancel_keeps_finished_methods(setup: tuple[Any, torch.Tensor, Any]) -> 
     assert np.isfinite(values[0, 0]) and np.isnan(values[-1, 0])
     # the browser's cancel message goes the same way
     v2 = xw.evaluate(slow, x[:1], ["saliency"], metrics=["deletion"], n_steps=40)
-    while "deletion" not in v2.phase and v2.status == "computing" and time.time() < deadline + 15:
+    while "deletion" not in v2.phase and v2.status == "running" and time.time() < deadline + 15:
         time.sleep(0.005)
-    assert v2.status == "computing"
+    assert v2.status == "running"
     sent: list[dict[str, Any]] = []
     v2.send = lambda msg, buffers=None: sent.append(msg)  # type: ignore[method-assign]
     v2._on_message(v2, {"type": "cancel", "id": "r1"}, [])
@@ -205,7 +205,7 @@ def test_one_failing_method_leaves_the_others(setup: tuple[Any, torch.Tensor, An
     clf, x, _ = setup
     v = xw.evaluate(clf, x[:1], ["saliency", "gradcam"], metrics=["deletion"], n_steps=4,
                     params={"gradcam": {"layer": "features.block1.bn.nonexistent"}}, wait=True)
-    assert v.status == "idle"
+    assert v.status == "done"
     assert v.curves["state"] == ["done", "error"]
     assert "gradcam" in v.leaderboard["errors"]
     values = arr(v.leaderboard["values"])

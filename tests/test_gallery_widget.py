@@ -59,7 +59,7 @@ def gallery(tiny_cnn, data) -> FeatureGallery:
 
 def test_traits_and_buffers_after_a_run(gallery, tiny_cnn, data):
     g = gallery
-    assert g.status == "idle" and g.progress == pytest.approx(1.0) and g.phase == ""
+    assert g.status == "done" and g.progress == pytest.approx(1.0) and g.phase == ""
     assert g.channels == CHANNELS and g.layer == LAYER and g.step == g.n_steps == 8
     # tiles: the final images of ONE batched run, one per channel, uint8 HxWx3
     tiles = arr(g.tiles)
@@ -139,7 +139,7 @@ def test_streams_tiles_while_optimising_and_cancel_keeps_them(tiny_cnn):
     deadline = time.time() + 60
     while g.step == 0 and time.time() < deadline:
         time.sleep(0.02)
-    assert g.status == "computing" and g.phase == "optimising" and g.step > 0 and g.tiles
+    assert g.status == "running" and g.phase == "optimising" and g.step > 0 and g.tiles
     g._on_message(g, {"type": "select", "id": "s", "channel": 2}, [])  # answered mid-run from the snapshots
     assert rec.of("s")[-1]["status"] == "done" and not g.detail["done"] and g.detail["value"] is None
     g._on_message(g, {"type": "cancel", "id": "c"}, [])

@@ -49,7 +49,7 @@ def test_explain_dashboard_computes_and_recomputes(effnet) -> None:
     image = xw.demo.load_image("chelsea")
     dash = xw.explain(effnet, image, methods=["saliency", "input_x_gradient"], wait=True)
     assert [p["label"] for p in dash.predictions][:1] == ["Egyptian cat"]
-    assert dash.target == 285 and dash.status == "idle" and dash.progress == 1.0
+    assert dash.target == 285 and dash.status == "done" and dash.progress == 1.0
     assert [p["state"] for p in dash.panels] == ["done", "done"]
     first = dash.result("saliency")
     assert first is not None and first.shape == (224, 224)
@@ -79,7 +79,7 @@ def test_dashboard_cancel_and_errors(effnet) -> None:
     dash = xw.explain(effnet, image, methods=["saliency", "input_x_gradient"])
     dash.cancel()
     assert dash.wait(60)
-    assert dash.status in ("idle", "cancelled")
+    assert dash.status in ("done", "cancelled")
 
 
 def test_explain_accepts_module_and_tensor(tiny_cnn) -> None:

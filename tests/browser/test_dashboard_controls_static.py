@@ -12,8 +12,8 @@ from test_dashboard_static import dashboard_state, gaussian, panel
 pytestmark = pytest.mark.browser
 
 AVAILABLE = [
-    {"name": "gradcam", "family": "cam"},
-    {"name": "scorecam", "family": "cam"},
+    {"name": "gradcam", "family": "cam", "cam": True},
+    {"name": "scorecam", "family": "cam", "cam": True},
     {"name": "integrated_gradients", "family": "gradient"},
     {"name": "saliency", "family": "gradient"},
     {"name": "occlusion", "family": "perturbation"},

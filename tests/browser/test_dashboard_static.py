@@ -154,26 +154,33 @@ def test_messages_and_updates(wpage: WidgetPage) -> None:
     # progress, status and cancel
     cancel = page.locator("button.xw-cancel")
     assert cancel.is_disabled()
-    wpage.kernel_set("status", "computing")
+    wpage.kernel_set("status", "running")
     wpage.kernel_set("progress", 0.4)
     bar = page.locator(".xw-progress")
     assert float(bar.get_attribute("aria-valuenow")) == pytest.approx(0.4)
     assert page.locator(".xw-progress-fill").evaluate("e => e.style.width") == "40%"
-    assert page.locator(".xw-status").inner_text() == "computing"
+    assert page.locator(".xw-status").inner_text() == "running"
     assert cancel.is_enabled()
     cancel.click()
     last = wpage.sent()[-1]
     assert last["type"] == "cancel" and isinstance(last["id"], str) and last["id"] != sent[0]["id"]
 
-    wpage.kernel_set("status", "error: kernel said no")
+    wpage.kernel_set("error", "kernel said no")
+    wpage.kernel_set("status", "error")
     assert page.locator(".xw-status").get_attribute("data-kind") == "error"
+    assert page.locator(".xw-status").inner_text() == "error: kernel said no"
+    assert page.locator(".xw-dashboard").get_attribute("data-status") == "error"
+    wpage.kernel_set("status", "error: saved before the status enum")  # an old notebook's state still reads
+    assert page.locator(".xw-status").inner_text() == "error: kernel said no"
+    wpage.kernel_set("error", "")
+    assert page.locator(".xw-status").inner_text() == "error: saved before the status enum"
 
     assert wpage.unmount() == 0, "cleanup must remove every model listener"
 
 
 def test_screenshots(wpage: WidgetPage) -> None:
     wpage.mount("dashboard", dashboard_state("dataview"))
-    wpage.kernel_set("status", "computing")
+    wpage.kernel_set("status", "running")
     wpage.kernel_set("progress", 0.67)
     wpage.screenshot("dashboard.png")
     wpage.page.evaluate("document.body.classList.add('dark')")

@@ -59,7 +59,7 @@ def test_cancelled_panel_says_so_and_recomputes(wpage: WidgetPage) -> None:
     wpage.mount("dashboard", state())
     page = wpage.page
     occl = page.locator('.xw-panel[data-method="occlusion"]')
-    wpage.kernel_set("status", "computing")
+    wpage.kernel_set("status", "running")
     wpage.kernel_set("progress", 0.7)
     assert occl.get_attribute("data-state") == "running"
     page.locator("button.xw-cancel").click()
@@ -73,10 +73,10 @@ def test_cancelled_panel_says_so_and_recomputes(wpage: WidgetPage) -> None:
     assert occl.locator("button.xw-recompute").is_visible()
     # outside a job the bar shows the panels that have a result (2 of 3), not the job's stale 70%
     assert float(page.locator(".xw-progress").get_attribute("aria-valuenow")) == pytest.approx(2 / 3)
-    # a later job for another panel ends "idle": the cancelled panel still says so
-    wpage.kernel_set("status", "computing")
+    # a later job for another panel ends "done": the cancelled panel still says so
+    wpage.kernel_set("status", "running")
     assert occl.get_attribute("data-state") == "pending"
-    wpage.kernel_set("status", "idle")
+    wpage.kernel_set("status", "done")
     assert occl.get_attribute("data-state") == "cancelled"
     wpage.screenshot("dashboard-cancelled.png")
     occl.locator("button.xw-recompute").click()

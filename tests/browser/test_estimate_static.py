@@ -72,7 +72,7 @@ def stream_payloads(a: xw.Attribution, seen: list[Any], image: np.ndarray, stops
 
 
 def base_state(title: str) -> dict[str, Any]:
-    return {"estimate": {}, "frame": -1, "title": title, "progress": 0.0, "status": "computing",
+    return {"estimate": {}, "frame": -1, "title": title, "progress": 0.0, "status": "running",
             "colormap": "auto", "opacity": 0.6, "absolute": False, "clip_percentile": 99.5}
 
 
@@ -101,7 +101,7 @@ def test_streamed_estimates_refine_and_the_error_band_shrinks(wpage: WidgetPage)
     page = wpage.page
     wpage.mount("estimate", base_state("kernel_shap · computing"))
     root = page.locator(ROOT)
-    assert root.get_attribute("data-state") == "empty" and root.get_attribute("data-status") == "computing"
+    assert root.get_attribute("data-state") == "empty" and root.get_attribute("data-status") == "running"
     states = []
     for k, payload in zip(stops, payloads):
         wpage.kernel_set("estimate", harness_value(payload))
@@ -143,7 +143,7 @@ def test_streamed_estimates_refine_and_the_error_band_shrinks(wpage: WidgetPage)
     assert page.locator(".xw-plot-tracks polyline.xw-series-track").count() == 3
     assert page.locator(".xw-plot-error polyline.xw-series-guide").count() == 1
     assert "mean standard error" in page.locator(".xw-estimate-summary").inner_text()
-    wpage.kernel_set("status", "idle")
+    wpage.kernel_set("status", "done")
     wpage.kernel_set("progress", 1.0)
     wpage.kernel_set("title", f"kernel_shap · {a.classifier.label(int(a.target[0]))}")
     wpage.screenshot("estimate_kernel_shap.png")
@@ -176,7 +176,7 @@ def test_lime_without_standard_error(wpage: WidgetPage) -> None:
     a, seen, _x, image = run_recorded("lime", n_samples=600, batch_size=40)
     payload = stream_payloads(a, seen, image, [len(seen)])[0]
     label = a.classifier.label(int(a.target[0]))
-    state = {**base_state(f"lime · {label}"), "estimate": harness_value(payload), "status": "idle"}
+    state = {**base_state(f"lime · {label}"), "estimate": harness_value(payload), "status": "done"}
     wpage.mount("estimate", state)
     page = wpage.page
     assert page.locator(ROOT).get_attribute("data-state") == "ok"

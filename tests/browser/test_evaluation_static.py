@@ -41,7 +41,7 @@ def view() -> EvaluationView:
     v = xw.evaluate(clf, clf.preprocess(data.images), ["saliency", "gradcam"], masks=data.masks, n_steps=20,
                     sanity=True, sweep={"method": "smoothgrad", "param": "noise_level", "values": [0.05, 0.15, 0.3],
                                         "metric": "sparseness", "params": {"n_samples": 4}}, wait=True)
-    assert v.status == "idle", v.status
+    assert v.status == "done", v.status
     return v
 
 

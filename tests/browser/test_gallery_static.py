@@ -126,7 +126,7 @@ def shapes_gallery() -> FeatureGallery:
 
 def test_gallery_renders_the_tiles_of_a_real_run(wpage: WidgetPage, shapes_gallery: FeatureGallery) -> None:
     g = shapes_gallery
-    assert g.status == "idle"
+    assert g.status == "done"
     for buffers in ("dataview", "uint8"):  # JupyterLab / VS Code and Colab deliveries
         page = wpage.page
         page.goto(page.url)
@@ -143,7 +143,7 @@ def test_gallery_renders_the_tiles_of_a_real_run(wpage: WidgetPage, shapes_galle
         values = arr(g.objective)
         assert page.locator(".xw-tile-value").nth(1).inner_text() == fmt(values[1])
         assert page.locator(".xw-tile-metric").nth(1).inner_text() == f"obj {fmt(values[1])}"  # labelled
-        assert page.locator(ROOT).get_attribute("data-status") == "idle"
+        assert page.locator(ROOT).get_attribute("data-status") == "done"
         assert page.locator(".xw-detail").is_hidden()
         assert wpage.unmount(0) == 0, "cleanup must remove every model listener"
 
@@ -293,7 +293,7 @@ def test_streaming_tiles_and_cancel(wpage: WidgetPage, tiny_cnn: torch.nn.Module
     # tiles already mounted)
     mounted = g.tiles
     root = page.locator(ROOT)
-    assert root.get_attribute("data-status") == "computing"
+    assert root.get_attribute("data-status") == "running"
     assert page.locator(".xw-status").inner_text().startswith("optimising · step ")
     assert page.locator(".xw-tile").count() == 3 and wpage.canvas_size("canvas.xw-tile-canvas") == (24, 24)
     before = page.evaluate(CANVAS_HASH, "canvas.xw-tile-canvas")

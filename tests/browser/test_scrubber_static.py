@@ -229,12 +229,12 @@ def test_streaming_and_cancel(wpage: WidgetPage, image224: torch.Tensor) -> None
             partial[key]["vmins"], partial[key]["vmaxs"] = stack["vmins"][:5], stack["vmaxs"][:5]
     for key in ("alphas", "path_scores", "partial_sums"):
         partial[key] = harness_value({**view.frames[key], "shape": [5], "data": view.frames[key]["data"][:20]})
-    state = {**view_state(view), "frames": {}, "status": "computing", "progress": 0.0}
+    state = {**view_state(view), "frames": {}, "status": "running", "progress": 0.0}
     wpage.mount("scrubber", state)
     page = wpage.page
     root = page.locator(ROOT)
     assert root.get_attribute("data-state") == "empty"
-    assert root.get_attribute("data-status") == "computing"
+    assert root.get_attribute("data-status") == "running"
     wpage.kernel_set("frames", partial)
     assert root.get_attribute("data-frame") == "4"
     assert "/12" in page.locator(".xw-frame-label").inner_text()

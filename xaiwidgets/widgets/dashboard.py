@@ -16,7 +16,6 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from ..api import attribute
 from ..core.adapters import ImageClassifier, unwrap_model
 from ..core.errors import Cancelled
 from ..core.inputs import as_batch
-from ..core.progress import Progress
 from ..methods.base import Method
 from ..methods.cam.layers_list import spatial_layers
 from ..methods.registry import available, get_method
@@ -35,8 +33,17 @@ from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import display_shape, fit_display, heatmap_payload, image_payload
 from .cache import ResultCache, params_key
 from .fallback import render_png
-from .jobs import CancellableJob, wait_or_cancel
-from .methodinfo import DASHBOARD_PARAMS, block_layers, display_defaults, method_info, result_notes
+from .jobs import CancellableJob, ViewJob, describe, handles
+from .methodinfo import (  # noqa: F401  (has_frames, tunable_spec: also importable from here)
+    DASHBOARD_PARAMS,
+    block_layers,
+    capabilities,
+    display_defaults,
+    has_frames,
+    method_info,
+    result_notes,
+    tunable_spec,
+)
 from .scrubber import (
     DEFAULT_BUDGET,
     UPDATE_INTERVAL,
@@ -69,22 +76,6 @@ def _json_safe(value: Any) -> Any:
 def _params_to_json(value: dict[str, dict[str, Any]], _widget: Any) -> dict[str, Any]:
     # Parameters may hold tensors or callables (baselines, masks): the browser only sees their repr.
     return {str(m): _json_safe(dict(p)) for m, p in (value or {}).items()}
-
-
-def has_frames(cls: type[Method]) -> bool:
-    """Whether the method records scrubber frames (IG path steps, SmoothGrad samples)."""
-    return "return_frames" in cls.defaults
-
-
-def tunable_spec(cls: type[Method]) -> dict[str, dict[str, Any]]:
-    """The method's ``tunable`` parameters as slider specs for the browser."""
-    spec = {}
-    for name, (lo, hi, step) in cls.tunable.items():
-        integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi, step))
-        default = cls.defaults.get(name)
-        spec[name] = {"min": lo, "max": hi, "step": step, "integer": integer,
-                      "default": default if isinstance(default, (int, float)) else None}
-    return spec
 
 
 def coerce_tunable(cls: type[Method], name: str, value: Any) -> Any:
@@ -138,13 +129,172 @@ def _layer_name(layer: Any) -> str:
     return "" if layer is None else str(layer)
 
 
-@dataclass
-class _FramesJob:
-    method: str
-    request_id: str
-    event: threading.Event = field(default_factory=threading.Event)
-    started: bool = False
-    finished: bool = False
+class _PanelsJob(ViewJob):
+    """The panels for one class: every method (or ``only`` these, the other panels untouched), each from
+    the cache or computed; a method's error goes to its panel, and a cancel marks the unfinished ones."""
+
+    announce = False  # only a browser request is answered
+
+    def __init__(self, view: ExplainDashboard, request_id: str, target: int | None,
+                 only: set[str] | None = None) -> None:
+        super().__init__(view, request_id)
+        self.target, self.only = target, only
+        self.methods: list[str] = []
+
+    def run(self) -> None:
+        view = self.view
+        target = view.target if self.target is None else self.target  # None: the current one
+        self.target = target
+        self.methods = [m for m in view.methods if self.only is None or m in self.only]
+        view.target = target
+        if self.only is None:
+            view.panels = [view._panel(m, "pending", target) for m in self.methods]
+        for i, method in enumerate(self.methods):
+            if self.cancel.is_set():
+                raise Cancelled()
+            if method in view.methods:  # not removed meanwhile
+                self.panel(i, method)
+            view.progress = (i + 1) / len(self.methods)
+
+    def panel(self, i: int, method: str) -> None:
+        """One method's panel: the cached map for (method, class, parameters), or computed now."""
+        view = self.view
+        params = dict(view.method_params.get(method, {}))  # the key and the run use the same values
+        key = view._key(method, self.target, params)
+        cached = view._cache.get(key)
+        if cached is None:
+            view._set_panel(method, view._panel(method, "running", self.target))
+            try:
+                cached = self.explain(i, method, params)
+            except Cancelled:
+                raise
+            except Exception as exc:  # shown in the panel; the other methods go on
+                view._set_panel(method, view._panel(method, "error", self.target, error=describe(exc)))
+                return
+            view._cache.put(key, cached)
+        values, signed, seconds, layer, notes = cached
+        view._last_layer[method] = layer
+        view._set_panel(method, view._panel(method, "done", self.target, heatmap=heatmap_payload(values, signed),
+                                            signed=signed, seconds=round(seconds, 3), layer=layer, notes=notes))
+
+    def explain(self, i: int, method: str, params: dict[str, Any]) -> tuple[np.ndarray, bool, float, str, dict]:
+        """Run ``method``: the map at the display size, its sign, seconds, resolved layer and notes."""
+        view = self.view
+        start = time.perf_counter()
+        if capabilities(get_method(method))["cam"]:
+            try:
+                view._ensure_layers()  # the layer picker's list, filled before the CAM hooks a layer
+            except Exception:  # the picker stays empty; the method may still work
+                pass
+        result = attribute(view.classifier, view.inputs, method=method, target=self.target,
+                           progress=self.tracker(i / len(self.methods), 1 / len(self.methods)), **params)
+        values = fit_display(result.heatmap()[0], view._display.shape[:2])
+        signed = bool(result.signed and (values < 0).any())
+        return (values, signed, time.perf_counter() - start, _layer_name(result.extras.get("layer")),
+                result_notes(result))
+
+    def on_cancel(self, exc: Cancelled) -> None:
+        """No job will finish these panels: say so (the view offers to recompute)."""
+        view = self.view
+        unfinished = [m for m in self.methods if m in view.methods]
+        with view._lock:
+            view.panels = [{**p, "state": "cancelled"} if p["method"] in unfinished
+                           and p.get("state") in ("pending", "running") else p for p in view.panels]
+
+
+class _FramesJob(ViewJob):
+    """The open scrubber's frames: ``method`` run with ``return_frames=True`` for the current class and
+    parameters (or from the cache), snapshots streamed into the ``scrubber`` trait. The view's status
+    changes only when frames are computed; the outcome shows in the scrubber."""
+
+    announce = False
+
+    def __init__(self, view: ExplainDashboard, request_id: str, method: str) -> None:
+        super().__init__(view, request_id)
+        self.method = method
+        self.event = threading.Event()  # the worker's cancel event for this job (set by _submit_frames)
+        self.started = False
+        self.finished = False
+        self.head: dict[str, Any] = {}
+        self.latest: dict[str, Any] = {}  # the newest streamed frames dict
+        self.computing = False
+
+    def __call__(self, cancel: threading.Event) -> None:
+        with self.view._lock:
+            if self.finished:  # cancelled (and answered) before it started
+                return
+            self.started = True
+        super().__call__(cancel)
+
+    def begin(self) -> None:
+        pass  # the status changes only when frames are computed (run)
+
+    def skipped(self) -> None:
+        if not self.finished:  # else _cancel_frames_job answered it
+            self.finished = True
+            super().skipped()
+
+    def run(self) -> None:
+        view, method = self.view, self.method
+        if view._frames_method != method or method not in view.methods:
+            self.status = "cancelled"
+            return
+        target = view.target
+        params = dict(view.method_params.get(method, {}))
+        key = view._key(method, target, params)
+        self.head = {"method": method, "target": target, "params": _json_safe(params), "error": ""}
+        cached = view._frames_cache.get(key)
+        if cached is not None:
+            self.show("done", cached)
+            return
+        self.show("running", {})
+        self.computing = True
+        super().begin()
+        self.display = display_function(view.classifier, view.inputs)
+        self.image = self.display(view.inputs[:1].detach())[0]
+        self.expected = expected_frames(method, params)
+        result = attribute(view.classifier, view.inputs, method=method, target=target,
+                           progress=self.tracker(on_event=self.stream), **{**params, "return_frames": True})
+        payload = result_payload(result, 0, display=self.display, budget=view.frame_budget)
+        view._frames_cache.put(key, payload)
+        self.show("done", payload)
+
+    def stream(self, event: str, data: Any) -> None:
+        if event != "frames" or not self.due(UPDATE_INTERVAL):
+            return
+        try:
+            payload = snapshot_payload(data, 0, self.display, self.image, expected=self.expected,
+                                       budget=self.view.frame_budget)
+        except Exception:  # a malformed snapshot must not stop the computation
+            return
+        if payload is not None:
+            self.latest = payload
+            self.show("running", payload)
+
+    def show(self, state: str, frames: dict[str, Any], error: str = "") -> None:
+        if self.head and self.view._frames_method == self.method:  # closed or switched: leave the trait
+            self.view.scrubber = {**self.head, "state": state, "frames": frames, "error": error}
+
+    def on_cancel(self, exc: Cancelled) -> None:
+        self.show("cancelled", self.latest)
+
+    def on_error(self, exc: Exception) -> None:
+        self.show("error", {}, self.error)
+
+    def end(self) -> None:
+        self.finished = True
+        if self.computing:
+            super().end()
+
+
+class _LayersJob(ViewJob):
+    """``list_layers``: the model's spatial layers, once (a side job: the status stays)."""
+
+    announce = False
+    tracks_status = False
+
+    def run(self) -> None:
+        self.view._ensure_layers()
 
 
 class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
@@ -159,8 +309,6 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
     target = traitlets.Int(0).tag(sync=True)
     methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
     panels = traitlets.List().tag(sync=True)
-    progress = traitlets.Float(0.0).tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
     available_methods = traitlets.List().tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     cam_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)  # block outputs, offered first
@@ -215,43 +363,38 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
 
     _held = ("classifier", "inputs", "_cache", "_frames_cache", "_display", "_frames_job")
 
-    # ----- requests from the browser
-    def _handle(self, kind: Any, request_id: str, content: dict[str, Any]) -> None:
-        if kind == "compute":
-            target = content.get("target", self.target)
-            if isinstance(target, bool) or not isinstance(target, (int, float)) or float(target) != int(target):
-                self.send({"type": "done", "id": request_id, "status": "error",
-                           "error": f"target must be a class index, got {target!r}"})
-                return
-            self.send({"type": "accepted", "id": request_id})
-            self.compute(int(target), request_id=request_id)
-        elif kind == "set_methods":
-            try:
-                self.set_methods(content.get("methods"), request_id=request_id)
-            except Exception as exc:
-                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
-        elif kind == "set_params":
-            try:
-                method = content.get("method")
-                if not isinstance(method, str) or method not in self.methods:
-                    raise ValueError(f"no panel for method {method!r}")
-                params = check_browser_params(get_method(method), content.get("params"))
-                self.set_params(method, params, request_id=request_id)
-            except Exception as exc:
-                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
-        elif kind == "frames":
-            try:
-                self.show_frames(content.get("method"), request_id=request_id)
-            except Exception as exc:
-                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
-        elif kind == "list_layers":
-            self.send({"type": "accepted", "id": request_id})
-            if self._layers_done:
-                self.send({"type": "done", "id": request_id, "status": "done"})
-            else:  # on the worker: the forward pass must not overlap a running method's hooks
-                self._submit(lambda _cancel: self._list_layers_job(request_id), cancel_running=False)
-        else:
-            super()._handle(kind, request_id, content)  # cancel; unknown types get an error reply
+    # ----- requests from the browser (the handler table; docs/widget-protocol.md)
+    @handles("compute")
+    def _on_compute(self, request_id: str, content: dict[str, Any]) -> None:
+        target = content.get("target", self.target)
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or float(target) != int(target):
+            raise ValueError(f"target must be a class index, got {target!r}")
+        self._reply(request_id, "accepted")
+        self.compute(int(target), request_id=request_id)
+
+    @handles("set_methods")
+    def _on_set_methods(self, request_id: str, content: dict[str, Any]) -> None:
+        self.set_methods(content.get("methods"), request_id=request_id)
+
+    @handles("set_params")
+    def _on_set_params(self, request_id: str, content: dict[str, Any]) -> None:
+        method = content.get("method")
+        if not isinstance(method, str) or method not in self.methods:
+            raise ValueError(f"no panel for method {method!r}")
+        self.set_params(method, check_browser_params(get_method(method), content.get("params")),
+                        request_id=request_id)
+
+    @handles("frames")
+    def _on_frames(self, request_id: str, content: dict[str, Any]) -> None:
+        self.show_frames(content.get("method"), request_id=request_id)
+
+    @handles("list_layers")
+    def _on_list_layers(self, request_id: str, _content: dict[str, Any]) -> None:
+        self._reply(request_id, "accepted")
+        if self._layers_done:
+            self._reply(request_id, "done")
+        else:  # on the worker: the forward pass must not overlap a running method's hooks
+            self._submit(_LayersJob(self, request_id), cancel_running=False)
 
     # ----- public API
     def compute(self, target: int | None = None, *, request_id: str = "", wait: bool = False) -> None:
@@ -260,13 +403,13 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         target = self.target if target is None else int(target)
         n_classes = len(self.classifier.labels) if self.classifier.labels else None
         if target < 0 or (n_classes is not None and target >= n_classes):
-            self.send({"type": "done", "id": request_id, "status": "error", "error": f"no class {target}"})
+            self._reply(request_id, "error", f"no class {target}")
             return
-        self._submit(lambda cancel: self._run(target, request_id, cancel))
+        self._submit(_PanelsJob(self, request_id, target))
         if self._frames_method:  # the open scrubber follows the class
             self._submit_frames("", target)
         if wait:
-            wait_or_cancel(self)
+            self._block()
 
     def set_methods(self, methods: Any, *, request_id: str = "", wait: bool = False) -> None:
         """Show ``methods`` (image methods, in order); only panels without a cached result are computed.
@@ -284,7 +427,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             if canonical not in names:
                 names.append(canonical)
         if request_id:
-            self.send({"type": "accepted", "id": request_id})
+            self._reply(request_id, "accepted")
         with self._lock:
             old = {p["method"]: p for p in self.panels}
             added = [m for m in names if m not in old]
@@ -298,7 +441,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             self.show_frames(None)
         self._submit_only(set(added), request_id)
         if wait:
-            wait_or_cancel(self)
+            self._block()
 
     def set_params(self, method: Any, params: Any, *, request_id: str = "", wait: bool = False) -> None:
         """Update ``method``'s parameters (merged; a ``None``/``""`` value removes the key, e.g.
@@ -316,7 +459,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             else:
                 merged[key] = coerce_tunable(cls, str(key), value)
         if request_id:
-            self.send({"type": "accepted", "id": request_id})
+            self._reply(request_id, "accepted")
         updated = dict(self.method_params)
         if merged:
             updated[method] = merged
@@ -327,7 +470,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         if self._frames_method == method:
             self._submit_frames("")
         if wait:
-            wait_or_cancel(self)
+            self._block()
 
     def show_frames(self, method: str | None, *, request_id: str = "", wait: bool = False) -> None:
         """Open the scrubber over ``method``'s frames (Integrated-Gradients path steps, SmoothGrad noise
@@ -339,20 +482,20 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             self._frames_method = ""
             self.scrubber = {}
             if request_id:
-                self.send({"type": "accepted", "id": request_id})
-                self.send({"type": "done", "id": request_id, "status": "done"})
+                self._reply(request_id, "accepted")
+                self._reply(request_id, "done")
             return
         if not isinstance(method, str) or method not in self.methods:
             raise ValueError(f"no panel for method {method!r}")
-        if not has_frames(get_method(method)):
+        if not capabilities(get_method(method))["frames"]:
             raise ValueError(f"{method!r} has no frames; the scrubber shows integrated_gradients and the "
                              "SmoothGrad variants (smoothgrad, smoothgrad_squared, vargrad)")
         if request_id:
-            self.send({"type": "accepted", "id": request_id})
+            self._reply(request_id, "accepted")
         self._frames_method = method
         self._submit_frames(request_id)
         if wait:
-            wait_or_cancel(self)
+            self._block()
 
     def list_layers(self) -> list[str]:
         """The model's spatial layers (computed once, also synced as ``layers``)."""
@@ -361,11 +504,11 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
 
     def _job_failed(self, exc: BaseException) -> None:
         """A job let ``exc`` escape (``KeyboardInterrupt``, ``SystemExit``...): no panel stays computing."""
-        error = f"{type(exc).__name__}: {exc}"
+        error = describe(exc)
         with self._lock:
             self.panels = [p if p.get("state") == "done" else {**p, "state": "error", "error": error}
                            for p in self.panels]
-        self.status = f"error: {error}"
+        super()._job_failed(exc)
 
     def result(self, method: str, target: int | None = None, params: dict[str, Any] | None = None) -> np.ndarray | None:
         """The cached ``(H, W)`` map of ``method`` for ``target`` and ``params`` (by default the current
@@ -398,13 +541,6 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
                     self.panels = panels
                     return
 
-    @staticmethod
-    def _family(method: str) -> str:
-        try:
-            return str(get_method(method).family)
-        except Exception:
-            return ""
-
     def _ensure_layers(self) -> None:
         """Fill ``layers`` once with the model's spatial layers (callers run it on the worker)."""
         if self._layers_done:
@@ -414,84 +550,9 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         self.layers = layers
         self._layers_done = True
 
-    def _list_layers_job(self, request_id: str) -> None:
-        try:
-            self._ensure_layers()
-        except Exception as exc:
-            self.send({"type": "done", "id": request_id, "status": "error", "error": f"{type(exc).__name__}: {exc}"})
-            return
-        self.send({"type": "done", "id": request_id, "status": "done"})
-
     def _submit_only(self, methods: set[str], request_id: str) -> None:
         # Queued after the running job (not cancelling it): a class change in progress still finishes.
-        self._submit(lambda cancel: self._run(None, request_id, cancel, only=methods), cancel_running=False)
-
-    def _run(self, target: int | None, request_id: str, cancel: threading.Event,
-             only: set[str] | None = None) -> None:
-        """Compute the panels for ``target``: all of them, or (``only``) just those methods, leaving the
-        other panels untouched. ``target=None``: the current one."""
-        target = self.target if target is None else target
-        methods = [m for m in self.methods if only is None or m in only]
-        self.target = target
-        self.status = "computing"
-        self.progress = 0.0
-        if only is None:
-            self.panels = [self._panel(m, "pending", target) for m in methods]
-        status = "done"
-        for i, method in enumerate(methods):
-            if cancel.is_set():
-                status = "cancelled"
-                break
-            if method not in self.methods:  # removed meanwhile
-                self.progress = (i + 1) / len(methods)
-                continue
-            params = dict(self.method_params.get(method, {}))  # the key and the run use the same values
-            key = self._key(method, target, params)
-            cached = self._cache.get(key)
-            if cached is None:
-                self._set_panel(method, self._panel(method, "running", target))
-                tracker = Progress(
-                    lambda f, _msg, i=i: setattr(self, "progress", (i + f) / len(methods)),
-                    tqdm=False, cancel_event=cancel,
-                )
-                start = time.perf_counter()
-                try:
-                    if self._family(method) == "cam":
-                        try:
-                            self._ensure_layers()
-                        except Exception:  # the picker stays empty; the method may still work
-                            pass
-                    result = attribute(self.classifier, self.inputs, method=method, target=target,
-                                       progress=tracker, **params)
-                except Cancelled:
-                    status = "cancelled"
-                    break
-                except Exception as exc:  # show the error in the panel
-                    self._set_panel(method, self._panel(method, "error", target,
-                                                        error=f"{type(exc).__name__}: {exc}"))
-                    self.progress = (i + 1) / len(methods)
-                    continue
-                values = fit_display(result.heatmap()[0], self._display.shape[:2])
-                signed = bool(result.signed and (values < 0).any())
-                layer = _layer_name(result.extras.get("layer"))
-                cached = (values, signed, time.perf_counter() - start, layer, result_notes(result))
-                self._cache.put(key, cached)
-            values, signed, seconds, layer, notes = cached
-            self._last_layer[method] = layer
-            self._set_panel(method, self._panel(method, "done", target, heatmap=heatmap_payload(values, signed),
-                                                signed=signed, seconds=round(seconds, 3), layer=layer,
-                                                notes=notes))
-            self.progress = (i + 1) / len(methods)
-        if status == "cancelled":  # no job will finish these: say so (the view offers to recompute)
-            unfinished = [m for m in methods if m in self.methods]
-            with self._lock:
-                self.panels = [{**p, "state": "cancelled"} if p["method"] in unfinished
-                               and p.get("state") in ("pending", "running") else p for p in self.panels]
-        else:
-            self.progress = 1.0
-        self.status = "idle" if status == "done" else status
-        if request_id:
-            self.send({"type": "done", "id": request_id, "status": status})
+        self._submit(_PanelsJob(self, request_id, None, only=methods), cancel_running=False)
 
     # ----- the scrubber's frames
     def _submit_frames(self, request_id: str, target: int | None = None) -> None:
@@ -504,9 +565,9 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
         if self._key(method, target, params) not in self._frames_cache:  # say so until the job starts
             self.scrubber = {"method": method, "target": target, "params": _json_safe(params), "error": "",
                              "state": "pending", "frames": {}}
-        job = _FramesJob(method, request_id)
+        job = _FramesJob(self, request_id, method)
         self._frames_job = job
-        job.event = self._submit(lambda cancel: self._run_frames(job, cancel), cancel_running=False)
+        job.event = self._submit(job, cancel_running=False)
 
     def _cancel_frames_job(self) -> None:
         job = self._frames_job
@@ -517,82 +578,7 @@ class ExplainDashboard(CancellableJob, PngFallbackWidget, ViewOptions):
             skipped = not job.started and not job.finished
             job.finished = True
         if skipped and job.request_id:  # it will never run: answer its request here
-            self.send({"type": "done", "id": job.request_id, "status": "cancelled"})
-
-    def _run_frames(self, job: _FramesJob, cancel: threading.Event) -> None:
-        with self._lock:
-            if job.finished:
-                return
-            job.started = True
-        method, request_id = job.method, job.request_id
-        status, error = "error", ""
-        try:
-            status, error = self._compute_frames(method, cancel)
-        except Exception as exc:  # a bug here must still answer the request
-            error = f"{type(exc).__name__}: {exc}"
-        finally:
-            job.finished = True
-            if self.status == "computing":
-                self.status = "cancelled" if status == "cancelled" else "idle"
-            if request_id:
-                msg = {"type": "done", "id": request_id, "status": status}
-                if error:
-                    msg["error"] = error
-                self.send(msg)
-
-    def _compute_frames(self, method: str, cancel: threading.Event) -> tuple[str, str]:
-        if self._frames_method != method or method not in self.methods:
-            return "cancelled", ""
-        target = self.target
-        params = dict(self.method_params.get(method, {}))
-        key = self._key(method, target, params)
-        head = {"method": method, "target": target, "params": _json_safe(params), "error": ""}
-
-        def show(state: str, frames: dict[str, Any], error: str = "") -> None:
-            if self._frames_method == method:  # closed or switched meanwhile: leave the trait alone
-                self.scrubber = {**head, "state": state, "frames": frames, "error": error}
-
-        cached = self._frames_cache.get(key)
-        if cached is not None:
-            show("done", cached)
-            return "done", ""
-        show("running", {})
-        self.status = "computing"
-        self.progress = 0.0
-        display = display_function(self.classifier, self.inputs)
-        image = display(self.inputs[:1].detach())[0]
-        expected = expected_frames(method, params)
-        latest: list[Any] = [{}, 0.0]  # newest streamed frames dict, time it was shown
-
-        def on_event(event: str, data: Any) -> None:
-            if event != "frames" or time.perf_counter() - latest[1] < UPDATE_INTERVAL:
-                return
-            latest[1] = time.perf_counter()
-            try:
-                payload = snapshot_payload(data, 0, display, image, expected=expected, budget=self.frame_budget)
-            except Exception:  # a malformed snapshot must not stop the computation
-                return
-            if payload is not None:
-                latest[0] = payload
-                show("running", payload)
-
-        tracker = Progress(lambda f, _msg: setattr(self, "progress", float(f)), tqdm=False,
-                           cancel_event=cancel, on_event=on_event)
-        try:
-            result = attribute(self.classifier, self.inputs, method=method, target=target, progress=tracker,
-                               **{**params, "return_frames": True})
-            payload = result_payload(result, 0, display=display, budget=self.frame_budget)
-        except Cancelled:
-            show("cancelled", latest[0])
-            return "cancelled", ""
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            show("error", {}, error)
-            return "error", error
-        self._frames_cache.put(key, payload)
-        self.progress = 1.0
-        show("done", payload)
-        return "done", ""
+            self._reply(job.request_id, "cancelled")
 
     def _fallback_png(self) -> bytes | None:
         panels = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +22,10 @@ import traitlets
 
 from ..core.adapters import unwrap_model
 from ..core.errors import Cancelled, InputError, ParameterError
-from ..core.progress import Progress
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import array_payload, quantize, value_range
 from .fallback import render_png
-from .jobs import CancellableJob, Worker, wait_or_cancel
+from .jobs import CancellableJob, ViewJob, Worker
 from .scrubber import Display, display_function, downsample_images, downsample_maps, wire_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -248,6 +246,73 @@ def _label(attribution: Attribution, index: int) -> str:
     return attribution.classifier.label(target) if attribution.classifier else f"class {target}"
 
 
+class _EstimateJob(ViewJob):
+    """``EstimateView.compute``'s run: the method with a callback per estimate; each estimate of input
+    ``index`` joins the history and is pushed to the browser at most every ``update_interval`` s."""
+
+    def __init__(self, view: EstimateView, model: Any, classifier: Any, x: torch.Tensor, method_cls: Any, target: Any,
+                 index: int, budget: float, update_interval: float, params: dict[str, Any]) -> None:
+        super().__init__(view)
+        self.model, self.classifier, self.x, self.method_cls, self.target = model, classifier, x, method_cls, target
+        self.index, self.update_interval = index, update_interval
+        self.user_callback = params.pop("callback", None)
+        params.setdefault("stream_every", 1)
+        self.params = params
+        display: Display = display_function(classifier, x)
+        self.image = display(x[index : index + 1].detach())[0]
+        height, width = x.shape[-2:]
+        self.history = EstimateHistory(plan_size(height, width, MAX_FRAMES, budget),
+                                       expected=_expected(method_cls, params))
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        from ..api import attribute
+
+        result = attribute(self.model, self.x, method=self.method_cls.name, target=self.target,
+                           progress=self.tracker(), callback=self.on_estimate, **self.params)
+        view = self.view
+        view.attribution = result
+        view.title = f"{result.method} · {_label(result, self.index)}"
+        if not len(self.history):  # nothing sampled (e.g. KernelSHAP enumerated every coalition): the result
+            self.add(self.history.expected or 0, result.values[self.index].mean(0), None)
+        self.push(done=True)
+
+    def on_estimate(self, est: Any, stderr: torch.Tensor) -> None:
+        """The method's callback: every running estimate (the user's callback first)."""
+        if self.user_callback is not None:
+            self.user_callback(est, stderr)
+        if est.index != self.index:
+            return
+        try:
+            self.add(est.n_samples, est.values, stderr)
+            if self.due(self.update_interval):
+                self.push()
+        except Exception:  # a display problem must not stop the computation
+            pass
+
+    def on_cancel(self, exc: Cancelled) -> None:
+        """Keep the best estimate so far: the partial result completed, samples after the last estimate added."""
+        partial = exc.partial
+        if partial is not None:
+            view, index = self.view, self.index
+            view.attribution = _complete_partial(partial, self.method_cls, self.x, self.classifier, self.params)
+            view.title = f"{self.method_cls.name} · {_label(view.attribution, index)} · cancelled"
+            n_done = (partial.extras or {}).get("n_samples_done") or [0]
+            if index < len(n_done) and n_done[index] > self.history.last_n:  # samples after the last estimate
+                self.add(n_done[index], partial.values[index].mean(0), None)
+        self.push(cancelled=True)
+
+    def add(self, n_samples: int, values: torch.Tensor, stderr: torch.Tensor | None) -> None:
+        with self.lock:
+            self.history.add(n_samples, values, stderr)
+
+    def push(self, done: bool = False, cancelled: bool = False) -> None:
+        with self.lock:
+            payload = self.history.payload(self.image, method=self.method_cls.name, done=done, cancelled=cancelled)
+        if payload:
+            self.view.estimate = payload
+
+
 # ----- the widget -------------------------------------------------------------------------------------
 
 
@@ -262,8 +327,6 @@ class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
     estimate = traitlets.Dict().tag(sync=True)
     frame = traitlets.Int(-1).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
-    progress = traitlets.Float(0.0).tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         self.attribution: Attribution | None = None
@@ -296,7 +359,7 @@ class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
         view.attribution = attribution
         cancelled = bool((attribution.extras or {}).get("cancelled", False))
         view.estimate = history.payload(image, method=attribution.method, done=not cancelled, cancelled=cancelled)
-        view.status = "cancelled" if cancelled else "idle"
+        view.status = "cancelled" if cancelled else "done"
         view.title = f"{attribution.method} · {_label(attribution, index)}"
         return view
 
@@ -317,10 +380,9 @@ class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
     ) -> EstimateView:
         """Return the view at once and run ``method`` on a worker thread; each new estimate of input
         ``index`` is pushed to the browser (at most every ``update_interval`` s, plus the final one).
-        ``status`` ends ``"idle"``, ``"cancelled"`` (the best estimate so far stays, and :attr:`result`
-        holds it) or ``"error: ..."``. ``stream_every`` defaults to 1 (an estimate per model batch);
+        ``status`` ends ``"done"``, ``"cancelled"`` (the best estimate so far stays, and :attr:`result`
+        holds it) or ``"error"``. ``stream_every`` defaults to 1 (an estimate per model batch);
         ``wait=True`` blocks until done."""
-        from ..api import attribute
         from ..core.inputs import as_batch
         from ..methods.registry import get_method
 
@@ -336,76 +398,13 @@ class EstimateView(CancellableJob, PngFallbackWidget, ViewOptions):
             raise InputError("the estimate view shows image inputs: pass a (N, C, H, W) or (C, H, W) tensor")
         if not 0 <= index < x.shape[0]:
             raise IndexError(f"index {index} is out of range for {x.shape[0]} inputs")
-        user_callback = params.pop("callback", None)
-        params.setdefault("stream_every", 1)
-        display: Display = display_function(classifier, x)
-        image = display(x[index : index + 1].detach())[0]
-        height, width = x.shape[-2:]
-        history = EstimateHistory(plan_size(height, width, MAX_FRAMES, budget), expected=_expected(cls_method, params))
-        view = cls(status="computing", **(view_options or {}))
+        view = cls(status="running", **(view_options or {}))
         view.title = f"{cls_method.name} · computing"
         view._start_worker("xaiwidgets-estimate")
-        lock = threading.Lock()
-
-        def push(done: bool = False, cancelled: bool = False) -> None:
-            with lock:
-                payload = history.payload(image, method=cls_method.name, done=done, cancelled=cancelled)
-            if payload:
-                view.estimate = payload
-
-        def job(cancel: threading.Event) -> None:
-            last = [0.0]
-
-            def on_estimate(est: Any, stderr: torch.Tensor) -> None:
-                if user_callback is not None:
-                    user_callback(est, stderr)
-                if est.index != index:
-                    return
-                try:
-                    with lock:
-                        history.add(est.n_samples, est.values, stderr)
-                    if time.perf_counter() - last[0] >= update_interval:
-                        last[0] = time.perf_counter()
-                        push()
-                except Exception:  # a display problem must not stop the computation
-                    pass
-
-            def on_progress(fraction: float, _message: str) -> None:
-                view.progress = float(fraction)
-
-            tracker = Progress(on_progress, tqdm=False, cancel_event=cancel)
-            status = "done"
-            try:
-                result = attribute(model, x, method=method, target=target, progress=tracker, callback=on_estimate,
-                                   **params)
-                view.attribution = result
-                view.title = f"{result.method} · {_label(result, index)}"
-                if not len(history):  # nothing sampled (e.g. KernelSHAP enumerated every coalition): the result
-                    with lock:
-                        history.add(history.expected or 0, result.values[index].mean(0), None)
-                push(done=True)
-                view.progress = 1.0
-                view.status = "idle"
-            except Cancelled as exc:
-                status = "cancelled"
-                partial = exc.partial
-                if partial is not None:
-                    view.attribution = _complete_partial(partial, cls_method, x, classifier, params)
-                    view.title = f"{cls_method.name} · {_label(view.attribution, index)} · cancelled"
-                    n_done = (partial.extras or {}).get("n_samples_done") or [0]
-                    if index < len(n_done) and n_done[index] > history.last_n:
-                        with lock:  # samples evaluated after the last estimate (stream_every > 1)
-                            history.add(n_done[index], partial.values[index].mean(0), None)
-                push(cancelled=True)
-                view.status = "cancelled"
-            except Exception as exc:
-                status = "error"
-                view.status = f"error: {type(exc).__name__}: {exc}"
-            view.send({"type": "done", "id": "", "status": status})
-
-        view._worker.submit(job)
+        view._submit(_EstimateJob(view, model, classifier, x, cls_method, target, index, budget, update_interval,
+                                  params))
         if wait:
-            wait_or_cancel(view)
+            view._block()
         return view
 
     # ----- requests from the browser and control

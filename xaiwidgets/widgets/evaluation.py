@@ -35,7 +35,7 @@ from ..core.errors import Cancelled, InputError, ParameterError
 from ..core.progress import Progress
 from .base import PngFallbackWidget, esm
 from .buffers import array_payload, quantize
-from .jobs import CancellableJob, Worker, wait_or_cancel
+from .jobs import CancellableJob, ViewJob, Worker, describe
 from .scrubber import downsample_images, downsample_maps, wire_bytes
 
 MODES = ("deletion", "insertion")
@@ -277,6 +277,223 @@ def _curve_metric(mode: str, options: dict[str, Any]) -> Callable[..., Any]:
     return auc
 
 
+# ----- the computation, as named steps -------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationPlan:
+    """What ``EvaluationView.compute`` checked and resolved before returning: the batch, the targets (resolved
+    once, shared by every metric), the methods and their parameters, the leaderboard's columns, the curve
+    modes and options, the sweeps and the thumbnails' steps and size."""
+
+    model: Any
+    x: torch.Tensor
+    target: torch.Tensor
+    labels: list[str]
+    methods: list[str]
+    params: dict[str, dict[str, Any]]
+    columns: list[str]
+    modes: list[str]
+    curve_options: dict[str, Any]
+    baselines: dict[str, Any]
+    masks: Any
+    boxes: Any
+    sanity: bool
+    sanity_layers: Sequence[str] | None
+    sweeps: list[dict[str, Any]]
+    thumb_steps: list[int]
+    thumb_size: tuple[int, int]
+
+    @classmethod
+    def check(cls, model: Any, inputs: Any, methods: Sequence[str], target: Any, *, metrics: Sequence[str] | None,
+              params: Mapping[str, Mapping[str, Any]] | None, n_steps: int, features: Any, patch_size: int,
+              baseline: Any, insertion_baseline: Any, masks: Any, boxes: Any, sanity: bool,
+              sanity_layers: Sequence[str] | None, sweep: Any, thumb_size: int, budget: float) -> EvaluationPlan:
+        """Check every argument (a clear error here, not on the worker) and resolve the targets."""
+        from ..core.inputs import as_batch
+        from ..methods.registry import get_method
+        from ..metrics import _maps, localisation
+
+        names = _method_names(methods)
+        per_params = {get_method(k).name: dict(v) for k, v in (params or {}).items()}
+        for name in per_params:
+            if name not in names:
+                raise ParameterError(f"params given for {name!r}, which is not among the methods {names}")
+        for name in names:
+            get_method(name).check_params(per_params.get(name, {}))
+        ground_truth = masks is not None or boxes is not None
+        columns = _metric_names(metrics, ground_truth=ground_truth, sanity=bool(sanity))
+        specs = _sweep_specs(sweep)
+        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
+            raise ParameterError(f"n_steps must be an int >= 1, got {n_steps!r}")
+        if isinstance(thumb_size, bool) or not isinstance(thumb_size, int) or thumb_size < MIN_THUMB:
+            raise ParameterError(f"thumb_size must be an int >= {MIN_THUMB}, got {thumb_size!r}")
+        net, classifier = unwrap_model(model)
+        x = as_batch(inputs, net)
+        if x.dim() != 4:
+            raise InputError(
+                f"the evaluation view compares image explanations: inputs (N, C, H, W), got {tuple(x.shape)}"
+            )
+        _, x, resolved, _ = _maps.prepare(model, x, target)
+        n, height, width = x.shape[0], x.shape[-2], x.shape[-1]
+        if ground_truth:  # validated now, so a bad mask fails here and not on the worker
+            gt_masks, _ = localisation.ground_truth(masks, boxes, (height, width))
+            if gt_masks.shape[0] != n:
+                raise InputError(f"{gt_masks.shape[0]} ground-truth masks for {n} inputs; give one per input")
+        modes = [m for m in MODES if m in columns or (m == "deletion" and "aopc" in columns)]
+        labels = [classifier.label(int(t)) if classifier is not None else f"class {int(t)}" for t in resolved]
+        steps, size = plan_thumbs(len(names) * max(1, len(modes)) * n, n_steps + 1, height, width,
+                                  max_side=thumb_size, budget=budget)
+        return cls(model=model, x=x, target=resolved, labels=labels, methods=names, params=per_params,
+                   columns=columns, modes=modes,
+                   curve_options={"n_steps": n_steps, "features": features, "patch_size": patch_size},
+                   baselines={"deletion": baseline, "insertion": insertion_baseline}, masks=masks, boxes=boxes,
+                   sanity=bool(sanity), sanity_layers=sanity_layers, sweeps=specs, thumb_steps=steps,
+                   thumb_size=size)
+
+
+class _EvaluationJob(ViewJob):
+    """Each method explained, its curves and scores (rows appear one by one), then the sanity check and the
+    sweeps. The progress bar counts work units: per method 1 for explaining and 2 per curve; the sanity
+    check 2 per method; 2 per sweep."""
+
+    def __init__(self, view: EvaluationView, plan: EvaluationPlan) -> None:
+        super().__init__(view)
+        self.plan = plan
+        self.results: EvaluationResults = view.results  # type: ignore[assignment]
+        self.thumbs: dict[str, dict[str, np.ndarray]] = {m: {} for m in plan.modes}
+        self.units = {"method": 1.0 + 2.0 * len(plan.modes), "sanity": 2.0 * len(plan.methods), "sweep": 2.0}
+        self.total = (self.units["method"] * len(plan.methods) + (self.units["sanity"] if plan.sanity else 0)
+                      + self.units["sweep"] * len(plan.sweeps))
+        self.done_units = 0.0
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        for method in self.plan.methods:
+            try:
+                self.evaluate_method(method)
+            except Cancelled:
+                raise
+            except Exception as exc:  # one method failing leaves the others' rows
+                self.results.errors[method] = describe(exc)
+            self.publish()
+        if len(self.results.errors) == len(self.plan.methods):
+            first = next(iter(self.results.errors.items()))
+            raise RuntimeError(f"every method failed; {first[0]}: {first[1]}")
+        if self.plan.sanity:
+            self.sanity_check()
+        for spec in self.plan.sweeps:
+            self.sweep(spec)
+
+    def on_cancel(self, exc: Cancelled) -> None:
+        self.publish()
+
+    def end(self) -> None:
+        super().end()
+        self.view.phase = ""
+
+    # ----- the steps
+    def evaluate_method(self, method: str) -> None:
+        """Explain with ``method``, then its curves and the leaderboard's scores."""
+        from ..api import attribute
+
+        plan = self.plan
+        a = attribute(plan.model, plan.x, method=method, target=plan.target,
+                      progress=self.step(1.0, f"{method}: explaining"), **plan.params.get(method, {}))
+        self.results.attributions[method] = a
+        self.advance(1.0)
+        for mode in plan.modes:
+            self.curve(method, mode, a)
+        self.scores(method, a)
+
+    def curve(self, method: str, mode: str, attribution: Any) -> None:
+        """One perturbation curve (``mode``: deletion or insertion), its thumbnails and its scores."""
+        from ..metrics import faithfulness
+
+        plan = self.plan
+        fn = faithfulness.deletion if mode == "deletion" else faithfulness.insertion
+        curve = fn(plan.model, plan.x, attribution, plan.target, baseline=plan.baselines[mode],
+                   progress=self.step(2.0, f"{method}: {mode}"), **plan.curve_options)
+        self.results.curves[mode][method] = curve
+        self.thumbs[mode][method] = np.stack([  # (N, T, h, w, 3)
+            downsample_images(np.stack([curve.display(i, k) for k in plan.thumb_steps]), plan.thumb_size)
+            for i in range(plan.x.shape[0])
+        ])
+        if mode in plan.columns:
+            self.score(mode, method, curve.auc)
+        if mode == "deletion" and "aopc" in plan.columns:
+            self.score("aopc", method, curve.aopc)
+        self.advance(2.0)
+
+    def scores(self, method: str, a: Any) -> None:
+        """The cheap per-map metrics: sparseness and the pointing games."""
+        from ..metrics import complexity, localisation
+
+        columns, masks, boxes = self.plan.columns, self.plan.masks, self.plan.boxes
+        if "sparseness" in columns:
+            self.score("sparseness", method, complexity.sparseness(a))
+        if "pointing_game" in columns:
+            self.score("pointing_game", method, localisation.pointing_game(a, masks, boxes=boxes))
+        if "energy_pointing_game" in columns:
+            self.score("energy_pointing_game", method, localisation.energy_pointing_game(a, masks, boxes=boxes))
+
+    def sanity_check(self) -> None:
+        """Cascading model randomisation over the methods that worked (Adebayo et al. 2018)."""
+        from ..metrics import sanity as sanity_mod
+
+        plan = self.plan
+        ok = [m for m in plan.methods if m not in self.results.errors]
+        result = sanity_mod.model_randomisation(
+            plan.model, plan.x, ok, plan.target, layers=plan.sanity_layers, measures=(SANITY_MEASURE,),
+            params={m: plan.params[m] for m in ok if m in plan.params},
+            progress=self.step(self.units["sanity"], "sanity check"),
+        )
+        self.results.sanity = result
+        for m in ok:
+            self.score("sanity", m, np.array([result.score(m)]))
+        self.view.sanity = sanity_payload(result, plan.thumb_size)
+        self.advance(self.units["sanity"])
+        self.publish()
+
+    def sweep(self, spec: dict[str, Any]) -> None:
+        """One selection sweep: a metric against a hyperparameter's values (``xw.metrics.sweep``)."""
+        from ..metrics import selection
+
+        plan = self.plan
+        progress = self.step(self.units["sweep"], f"sweep {spec['method']} {spec['param']}")
+        metric = spec.get("metric", "deletion")
+        if metric in MODES:
+            metric = _curve_metric(metric, {**plan.curve_options, "baseline": plan.baselines[metric]})
+        result = selection.sweep(plan.model, plan.x, spec["method"], spec["param"], spec["values"], metric,
+                                 plan.target, params=spec.get("params"),
+                                 higher_is_better=spec.get("higher_is_better"), progress=progress)
+        self.results.sweeps.append(result)
+        self.view.sweeps = [*self.view.sweeps, sweep_payload(result)]
+        self.advance(self.units["sweep"])
+
+    # ----- bookkeeping
+    def step(self, weight: float, phase: str) -> Progress:
+        """The progress of a step worth ``weight`` units, shown as ``phase``."""
+        self.view.phase = phase
+        return self.tracker(self.done_units / self.total, weight / self.total)
+
+    def advance(self, weight: float) -> None:
+        self.done_units += weight
+        self.view.progress = min(1.0, self.done_units / self.total)
+
+    def score(self, metric: str, method: str, values: Any) -> None:
+        arr = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+        self.results.scores.setdefault(metric, {})[method] = arr.astype(np.float64).reshape(-1)
+
+    def publish(self) -> None:
+        """The curves and the leaderboard as they stand."""
+        plan = self.plan
+        with self.lock:
+            self.view.curves = (curves_payload(self.results, plan.modes, self.thumbs, plan.thumb_steps, plan.labels)
+                                if plan.modes else {})
+            self.view.leaderboard = leaderboard_payload(self.results, plan.columns)
+
+
 # ----- the widget ---------------------------------------------------------------------------------------
 
 
@@ -297,8 +514,6 @@ class EvaluationView(CancellableJob, PngFallbackWidget):
     sort_column = traitlets.Unicode("").tag(sync=True)
     sort_reverse = traitlets.Bool(False).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
-    progress = traitlets.Float(0.0).tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
     phase = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -345,166 +560,21 @@ class EvaluationView(CancellableJob, PngFallbackWidget):
         ``METRICS`` name or ``"deletion"`` / ``"insertion"`` (the curve's AUC, the default). ``thumb_size``
         and ``budget`` bound the thumbnails. ``wait=True`` blocks and raises the job's error.
         """
-        from ..api import attribute
-        from ..core.inputs import as_batch
-        from ..methods.registry import get_method
-        from ..metrics import _maps, complexity, faithfulness, localisation, selection
-        from ..metrics import sanity as sanity_mod
-
-        names = _method_names(methods)
-        per_params = {get_method(k).name: dict(v) for k, v in (params or {}).items()}
-        for name in per_params:
-            if name not in names:
-                raise ParameterError(f"params given for {name!r}, which is not among the methods {names}")
-        for name in names:
-            get_method(name).check_params(per_params.get(name, {}))
-        ground_truth = masks is not None or boxes is not None
-        columns = _metric_names(metrics, ground_truth=ground_truth, sanity=bool(sanity))
-        specs = _sweep_specs(sweep)
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise ParameterError(f"n_steps must be an int >= 1, got {n_steps!r}")
-        if isinstance(thumb_size, bool) or not isinstance(thumb_size, int) or thumb_size < MIN_THUMB:
-            raise ParameterError(f"thumb_size must be an int >= {MIN_THUMB}, got {thumb_size!r}")
-        net, classifier = unwrap_model(model)
-        x = as_batch(inputs, net)
-        if x.dim() != 4:
-            raise InputError(
-                f"the evaluation view compares image explanations: inputs (N, C, H, W), got {tuple(x.shape)}"
-            )
-        _, x, resolved, _ = _maps.prepare(model, x, target)
-        n, height, width = x.shape[0], x.shape[-2], x.shape[-1]
-        if ground_truth:  # validated now, so a bad mask fails here and not on the worker
-            gt_masks, _ = localisation.ground_truth(masks, boxes, (height, width))
-            if gt_masks.shape[0] != n:
-                raise InputError(f"{gt_masks.shape[0]} ground-truth masks for {n} inputs; give one per input")
-
-        modes = [m for m in MODES if m in columns or (m == "deletion" and "aopc" in columns)]
-        curve_options = {"n_steps": n_steps, "features": features, "patch_size": patch_size}
-        labels = [classifier.label(int(t)) if classifier is not None else f"class {int(t)}" for t in resolved]
-        steps, size = plan_thumbs(len(names) * max(1, len(modes)) * n, n_steps + 1, height, width,
-                                  max_side=thumb_size, budget=budget)
-        results = EvaluationResults(methods=names, target=resolved.cpu())
-        thumbs: dict[str, dict[str, np.ndarray]] = {m: {} for m in modes}
-
-        view = cls(status="computing")
-        view.results = results
+        plan = EvaluationPlan.check(
+            model, inputs, methods, target, metrics=metrics, params=params, n_steps=n_steps, features=features,
+            patch_size=patch_size, baseline=baseline, insertion_baseline=insertion_baseline, masks=masks, boxes=boxes,
+            sanity=sanity, sanity_layers=sanity_layers, sweep=sweep, thumb_size=thumb_size, budget=budget,
+        )
+        n, names = int(plan.target.shape[0]), plan.methods
+        view = cls(status="running")
+        view.results = EvaluationResults(methods=names, target=plan.target.cpu())
         view.title = f"{len(names)} method{'s' * (len(names) > 1)} on {n} input{'s' * (n > 1)}"
         view._start_worker("xaiwidgets-evaluation")
-        lock = threading.Lock()
-        error: list[BaseException] = []
-
-        # work units for the progress bar: per method attribute + each curve + cheap scores; sanity; sweeps
-        units = {"method": 1.0 + 2.0 * len(modes), "sanity": 2.0 * len(names), "sweep": 2.0}
-        total = units["method"] * len(names) + (units["sanity"] if sanity else 0) + units["sweep"] * len(specs)
-        done_units = [0.0]
-
-        def tracker(cancel: threading.Event, weight: float, phase: str) -> Progress:
-            start = done_units[0]
-            view.phase = phase
-
-            def on(fraction: float, _message: str) -> None:
-                view.progress = min(1.0, (start + weight * float(fraction)) / total)
-
-            return Progress(on, tqdm=False, cancel_event=cancel)
-
-        def advance(weight: float) -> None:
-            done_units[0] += weight
-            view.progress = min(1.0, done_units[0] / total)
-
-        def publish() -> None:
-            with lock:
-                view.curves = curves_payload(results, modes, thumbs, steps, labels) if modes else {}
-                view.leaderboard = leaderboard_payload(results, columns)
-
-        def score(metric: str, method: str, values: Any) -> None:
-            arr = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-            results.scores.setdefault(metric, {})[method] = arr.astype(np.float64).reshape(-1)
-
-        def evaluate_method(method: str, cancel: threading.Event) -> None:
-            p = tracker(cancel, 1.0, f"{method}: explaining")
-            a = attribute(model, x, method=method, target=resolved, progress=p, **per_params.get(method, {}))
-            results.attributions[method] = a
-            advance(1.0)
-            for mode in modes:
-                base = baseline if mode == "deletion" else insertion_baseline
-                p = tracker(cancel, 2.0, f"{method}: {mode}")
-                fn = faithfulness.deletion if mode == "deletion" else faithfulness.insertion
-                curve = fn(model, x, a, resolved, baseline=base, progress=p, **curve_options)
-                results.curves[mode][method] = curve
-                strip = np.stack([
-                    downsample_images(np.stack([curve.display(i, k) for k in steps]), size) for i in range(n)
-                ])
-                thumbs[mode][method] = strip  # (N, T, h, w, 3)
-                if mode in columns:
-                    score(mode, method, curve.auc)
-                if mode == "deletion" and "aopc" in columns:
-                    score("aopc", method, curve.aopc)
-                advance(2.0)
-            if "sparseness" in columns:
-                score("sparseness", method, complexity.sparseness(a))
-            if "pointing_game" in columns:
-                score("pointing_game", method, localisation.pointing_game(a, masks, boxes=boxes))
-            if "energy_pointing_game" in columns:
-                score("energy_pointing_game", method, localisation.energy_pointing_game(a, masks, boxes=boxes))
-
-        def job(cancel: threading.Event) -> None:
-            status = "done"
-            try:
-                for method in names:
-                    try:
-                        evaluate_method(method, cancel)
-                    except Cancelled:
-                        raise
-                    except Exception as exc:  # one method failing leaves the others' rows
-                        results.errors[method] = f"{type(exc).__name__}: {exc}"
-                    publish()
-                if len(results.errors) == len(names):
-                    first = next(iter(results.errors.items()))
-                    raise RuntimeError(f"every method failed; {first[0]}: {first[1]}")
-                if sanity:
-                    p = tracker(cancel, units["sanity"], "sanity check")
-                    ok = [m for m in names if m not in results.errors]
-                    result = sanity_mod.model_randomisation(
-                        model, x, ok, resolved, layers=sanity_layers, measures=(SANITY_MEASURE,),
-                        params={m: per_params[m] for m in ok if m in per_params}, progress=p,
-                    )
-                    results.sanity = result
-                    for m in ok:
-                        score("sanity", m, np.array([result.score(m)]))
-                    view.sanity = sanity_payload(result, size)
-                    advance(units["sanity"])
-                    publish()
-                for spec in specs:
-                    p = tracker(cancel, units["sweep"], f"sweep {spec['method']} {spec['param']}")
-                    metric = spec.get("metric", "deletion")
-                    if metric in MODES:
-                        metric = _curve_metric(metric, {**curve_options, "baseline": baseline if metric ==
-                                                        "deletion" else insertion_baseline})
-                    result = selection.sweep(model, x, spec["method"], spec["param"], spec["values"], metric,
-                                             resolved, params=spec.get("params"),
-                                             higher_is_better=spec.get("higher_is_better"), progress=p)
-                    results.sweeps.append(result)
-                    view.sweeps = [*view.sweeps, sweep_payload(result)]
-                    advance(units["sweep"])
-                view.progress = 1.0
-                view.status = "idle"
-            except Cancelled:
-                status = "cancelled"
-                publish()
-                view.status = "cancelled"
-            except Exception as exc:
-                status = "error"
-                error.append(exc)
-                view.status = f"error: {type(exc).__name__}: {exc}"
-            view.phase = ""
-            view.send({"type": "done", "id": "", "status": status})
-
-        publish()
-        view._worker.submit(job)
+        job = _EvaluationJob(view, plan)
+        job.publish()
+        view._submit(job)
         if wait:
-            wait_or_cancel(view)
-            if error:
-                raise error[0]
+            view._block(raise_error=True)
         return view
 
     # ----- requests from the browser and control

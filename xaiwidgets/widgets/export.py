@@ -221,7 +221,7 @@ def to_html(
         if not isinstance(w, anywidget.AnyWidget):
             raise TypeError(f"to_html exports anywidget widgets (HeatmapView, ExplainDashboard, ScrubberView, ...); "
                             f"got {type(w).__name__}")
-        if getattr(w, "status", None) == "computing":
+        if getattr(w, "status", None) == "running":
             warnings.warn(f"{type(w).__name__} is still computing; the export holds the results so far "
                           "(build it with wait=True, or export when it has finished)", stacklevel=2)
         state = w.get_state()

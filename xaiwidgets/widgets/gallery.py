@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import math
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,14 +22,14 @@ import traitlets
 
 from .. import featurevis as fv
 from ..core.adapters import unwrap_model
-from ..core.errors import Cancelled, InputError, ParameterError
+from ..core.errors import InputError, ParameterError
 from ..core.inputs import as_batch
 from ..core.layers import get_layer
 from ..core.progress import Progress
 from ..featurevis._capture import resolve_model
 from .base import PngFallbackWidget, esm
 from .buffers import array_payload, quantize
-from .jobs import CancellableJob, Worker, wait_or_cancel
+from .jobs import CancellableJob, ViewJob, Worker, handles
 from .scrubber import MIN_SIDE, Display, display_function, downsample_images, wire_bytes
 
 DEFAULT_CHANNELS = 16
@@ -188,8 +187,6 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
     activations = traitlets.Dict().tag(sync=True)
     dissection = traitlets.Dict().tag(sync=True)
     tab = traitlets.Unicode("features").tag(sync=True)
-    progress = traitlets.Float(0.0).tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
     phase = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -209,7 +206,6 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
         self._module: Any = None
         self._lock = threading.Lock()
         self._worker: Worker | None = None
-        self._error: Exception | None = None
         super().__init__(**kwargs)
         self.on_msg(self._on_message)
 
@@ -255,20 +251,14 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
         return view
 
     # ----- requests from the browser and control
-    def _handle(self, kind: Any, request_id: str, content: dict[str, Any]) -> None:
-        if kind == "select":
-            self.send({"type": "accepted", "id": request_id})
-            try:
-                self.select(content.get("channel"))
-            except Exception as exc:
-                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
-                return
-            self.send({"type": "done", "id": request_id, "status": "done"})
-        elif kind == "activations":
-            self.send({"type": "accepted", "id": request_id})
-            self._request_activations(content.get("image"), request_id)
-        else:
-            super()._handle(kind, request_id, content)  # cancel; unknown types get an error reply
+    @handles("select", reply=True)
+    def _on_select(self, _request_id: str, content: dict[str, Any]) -> None:
+        self.select(content.get("channel"))
+
+    @handles("activations")
+    def _on_activations(self, request_id: str, content: dict[str, Any]) -> None:
+        self._reply(request_id, "accepted")
+        self._request_activations(content.get("image"), request_id)
 
     def select(self, channel: Any) -> None:
         """Open ``channel`` (one of ``channels``; ``-1`` closes): its snapshots and top patches fill ``detail``."""
@@ -353,28 +343,14 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
     def _request_activations(self, image: Any, request_id: str) -> None:
         n = 0 if self._images is None else int(self._images.shape[0])
         if isinstance(image, bool) or not isinstance(image, int) or not 0 <= image < max(n, len(self._maps)):
-            self.send({"type": "done", "id": request_id, "status": "error",
-                       "error": f"no data-set image {image!r} (the gallery has {max(n, len(self._maps))})"})
-            return
-        if image in self._maps:
+            self._reply(request_id, "error", f"no data-set image {image!r} (the gallery has {max(n, len(self._maps))})")
+        elif image in self._maps:
             self._show_activations(image)
-            self.send({"type": "done", "id": request_id, "status": "done"})
-            return
-        if self._worker is None or self._module is None:
-            self.send({"type": "done", "id": request_id, "status": "error",
-                       "error": "no model to compute activations with (a gallery built from results)"})
-            return
-
-        def job(_cancel: threading.Event) -> None:  # queued: never overlaps the optimisation's hooks
-            try:
-                self._maps[image] = fv.activations(self._module, self.layer, self._images[image])
-                self._show_activations(image)
-            except Exception as exc:
-                self.send({"type": "done", "id": request_id, "status": "error", "error": str(exc)})
-                return
-            self.send({"type": "done", "id": request_id, "status": "done"})
-
-        self._worker.submit(job, cancel_running=False)
+            self._reply(request_id, "done")
+        elif self._worker is None or self._module is None:
+            self._reply(request_id, "error", "no model to compute activations with (a gallery built from results)")
+        else:  # queued: never overlaps the optimisation's hooks
+            self._submit(_ActivationsJob(self, request_id, image), cancel_running=False)
 
     def _fallback_png(self) -> bytes | None:
         t = self.tiles
@@ -423,6 +399,121 @@ def _channel_count(module: torch.nn.Module, layer: Any, probe: torch.Tensor) -> 
     return int(fv.activations(module, layer, probe[:1]).shape[1])
 
 
+class _ActivationsJob(ViewJob):
+    """The feature maps of one data-set image, for the activations tab (a side job: the status stays)."""
+
+    announce = False
+    tracks_status = False
+
+    def __init__(self, view: FeatureGallery, request_id: str, image: int) -> None:
+        super().__init__(view, request_id)
+        self.image = image
+
+    def run(self) -> None:
+        view = self.view
+        view._maps[self.image] = fv.activations(view._module, view.layer, view._images[self.image])
+        view._show_activations(self.image)
+
+    def on_error(self, exc: Exception) -> None:
+        self.error = str(exc)
+
+
+class _GalleryJob(ViewJob):
+    """``feature_gallery``'s run, phase by phase: the channels, the activation maps of the first images,
+    the top patches of every channel, the dissection, then one batched ``maximize`` streaming snapshots.
+    Each phase has its share of the progress bar (``_WEIGHTS``)."""
+
+    def __init__(self, view: FeatureGallery, model: Any, module: torch.nn.Module, layer: str,
+                 channels: list[int] | None, x: torch.Tensor | None, *, concept_masks: Any,
+                 concept_names: Sequence[str] | None, quantile: float, k: int, n_steps: int, size: int,
+                 snapshot_every: int, activation_images: int, batch_size: int, tqdm: bool,
+                 params: dict[str, Any]) -> None:
+        super().__init__(view)
+        self.model, self.module, self.layer, self.channels, self.x = model, module, layer, channels, x
+        self.concept_masks, self.concept_names, self.quantile = concept_masks, concept_names, quantile
+        self.k, self.n_steps, self.size, self.snapshot_every = k, n_steps, size, snapshot_every
+        self.activation_images, self.batch_size, self.tqdm, self.params = activation_images, batch_size, tqdm, params
+        phases = ["activations", "top patches"] if x is not None else []
+        phases += ["dissection"] if concept_masks is not None else []
+        phases += ["optimising"]
+        self.total = sum(_WEIGHTS[p] for p in phases)
+        self.done = 0.0
+
+    def run(self) -> None:
+        channels = self.choose_channels()
+        if self.x is not None:
+            self.activation_maps(self.x)
+            self.top_patches(self.x, channels)
+        if self.concept_masks is not None:
+            self.dissect()
+        self.optimise(channels)
+
+    def end(self) -> None:
+        super().end()
+        view = self.view
+        view.phase = ""
+        view.title = f"{self.layer} · {len(view.channels)} channels"
+        if view.selected >= 0:
+            view._update_detail()
+
+    # ----- the phases
+    def choose_channels(self) -> list[int]:
+        """The channels asked for, else the first ``DEFAULT_CHANNELS`` of the layer."""
+        if self.channels is not None:
+            return self.channels
+        probe = self.x if self.x is not None else torch.rand(1, 3, self.size, self.size)
+        channels = list(range(min(DEFAULT_CHANNELS, _channel_count(self.module, self.layer, probe))))
+        self.view.channels = channels
+        return channels
+
+    def activation_maps(self, x: torch.Tensor) -> None:
+        """The layer's maps of the first ``activation_images`` images (the activations tab), 8 at a time."""
+        view, progress = self.view, self.phase("activations")
+        n = min(self.activation_images, x.shape[0])
+        view._thumbs(n)
+        for a in range(0, n, 8):
+            maps = fv.activations(self.model, self.layer, x[a : min(n, a + 8)])
+            for i in range(maps.shape[0]):
+                view._maps[a + i] = maps[i]
+            progress.update(min(n, a + 8), n, "activations")
+        if view._maps:
+            view._show_activations(0)
+
+    def top_patches(self, x: torch.Tensor, channels: list[int]) -> None:
+        """The ``k`` data-set patches that activate each channel most (one pass)."""
+        self.view.patches = fv.top_patches_per_channel(self.model, self.layer, channels, x, k=self.k,
+                                                       batch_size=self.batch_size, progress=self.phase("top patches"))
+
+    def dissect(self) -> None:
+        """Network dissection of the layer's units against the concept masks (Bau et al. 2017)."""
+        if self.x is None:
+            raise InputError("dissection needs the images the concept masks belong to: pass images=")
+        result = fv.dissect(self.model, self.layer, self.x, self.concept_masks, quantile=self.quantile,
+                            concept_names=self.concept_names, batch_size=self.batch_size,
+                            progress=self.phase("dissection"))
+        self.view.dissection_result = result
+        self.view.dissection = dissection_payload(result)
+
+    def optimise(self, channels: list[int]) -> None:
+        """One batched activation maximisation, an image per channel; snapshots stream into the tiles."""
+        vis = fv.maximize(self.model, fv.channel_objectives(self.layer, channels), size=self.size,
+                          n_steps=self.n_steps, snapshot_every=self.snapshot_every,
+                          progress=self.phase("optimising", self.stream), **self.params)
+        self.view._finish(vis)
+
+    # ----- bookkeeping
+    def phase(self, name: str, on_event: Callable[[str, Any], None] | None = None) -> Progress:
+        """The progress of phase ``name``, its share of the bar after the phases before it."""
+        self.view.phase = name
+        start, weight = self.done, _WEIGHTS[name] / self.total
+        self.done += weight
+        return self.tracker(start, weight, on_event=on_event, tqdm=self.tqdm)
+
+    def stream(self, event: str, data: Any) -> None:
+        if event == "frames" and self.due(UPDATE_INTERVAL):
+            self.view._on_frames(data)
+
+
 def feature_gallery(
     model: Any,
     layer: str,
@@ -465,88 +556,18 @@ def feature_gallery(
     chans = None if channels is None else [int(c) for c in channels]
     if chans is not None and not chans:
         raise ParameterError("channels must name at least one channel")
-    snapshot_every = snapshot_every or max(1, n_steps // 16)
-    view = FeatureGallery(layer=layer, channels=chans or [], frame_budget=frame_budget, status="computing",
+    view = FeatureGallery(layer=layer, channels=chans or [], frame_budget=frame_budget, status="running",
                           title=f"{layer} · computing")
     view._module = model
     view.n_steps = int(n_steps)
     if x is not None:
         view._set_images(x, display_function(adapter, x))
     view._start_worker("xaiwidgets-gallery")
-    phases = ["activations"] if x is not None else []
-    phases += ["top patches"] if x is not None else []
-    phases += ["dissection"] if concept_masks is not None else []
-    phases += ["optimising"]
-    total = sum(_WEIGHTS[p] for p in phases)
-
-    def job(cancel: threading.Event) -> None:
-        done = [0.0]
-
-        def tracker(phase: str, on_event: Callable[[str, Any], None] | None = None) -> Progress:
-            view.phase = phase
-            base, weight = done[0], _WEIGHTS[phase] / total
-            done[0] += weight
-            return Progress(lambda f, _m: setattr(view, "progress", min(1.0, base + weight * f)),
-                            tqdm=wait, cancel_event=cancel, on_event=on_event)
-
-        try:
-            chans_ = chans
-            if chans_ is None:
-                probe = x if x is not None else torch.rand(1, 3, size, size)
-                chans_ = list(range(min(DEFAULT_CHANNELS, _channel_count(module, layer, probe))))
-                view.channels = chans_
-            if x is not None:
-                prog = tracker("activations")
-                n = min(activation_images, x.shape[0])
-                view._thumbs(n)
-                for a in range(0, n, 8):
-                    maps = fv.activations(model, layer, x[a : min(n, a + 8)])
-                    for i in range(maps.shape[0]):
-                        view._maps[a + i] = maps[i]
-                    prog.update(min(n, a + 8), n, "activations")
-                if view._maps:
-                    view._show_activations(0)
-                view.patches = fv.top_patches_per_channel(model, layer, chans_, x, k=k, batch_size=batch_size,
-                                                          progress=tracker("top patches"))
-            if concept_masks is not None:
-                if x is None:
-                    raise InputError("dissection needs the images the concept masks belong to: pass images=")
-                result = fv.dissect(model, layer, x, concept_masks, quantile=quantile,
-                                    concept_names=concept_names, batch_size=batch_size,
-                                    progress=tracker("dissection"))
-                view.dissection_result = result
-                view.dissection = dissection_payload(result)
-            last = [0.0]
-
-            def on_event(event: str, data: Any) -> None:
-                if event != "frames" or time.perf_counter() - last[0] < UPDATE_INTERVAL:
-                    return
-                last[0] = time.perf_counter()
-                view._on_frames(data)
-
-            vis = fv.maximize(model, fv.channel_objectives(layer, chans_), size=size, n_steps=n_steps,
-                              snapshot_every=snapshot_every, progress=tracker("optimising", on_event), **params)
-            view._finish(vis)
-            view.progress = 1.0
-            view.status = "idle"
-            status, error = "done", ""
-        except Cancelled:
-            view.status = "cancelled"
-            status, error = "cancelled", ""
-        except Exception as exc:
-            view._error = exc
-            error = f"{type(exc).__name__}: {exc}"
-            view.status = f"error: {error}"
-            status = "error"
-        view.phase = ""
-        view.title = f"{layer} · {len(view.channels)} channels"
-        if view.selected >= 0:
-            view._update_detail()
-        view.send({"type": "done", "id": "", "status": status, **({"error": error} if error else {})})
-
-    view._worker.submit(job)
+    job = _GalleryJob(view, model, module, layer, chans, x, concept_masks=concept_masks, concept_names=concept_names,
+                      quantile=quantile, k=k, n_steps=n_steps, size=size,
+                      snapshot_every=snapshot_every or max(1, n_steps // 16), activation_images=activation_images,
+                      batch_size=batch_size, tqdm=wait, params=params)
+    view._submit(job)
     if wait:
-        wait_or_cancel(view)
-        if view._error is not None:
-            raise view._error
+        view._block(raise_error=True)
     return view

@@ -131,6 +131,29 @@ def not_applicable(cls: type[Method], model: Any, params: dict[str, Any] | None 
     return ""
 
 
+def has_frames(cls: type[Method]) -> bool:
+    """Whether the method records scrubber frames (IG path steps, SmoothGrad samples)."""
+    return "return_frames" in cls.defaults
+
+
+def tunable_spec(cls: type[Method]) -> dict[str, dict[str, Any]]:
+    """The method's ``tunable`` parameters as slider specs for the browser."""
+    spec = {}
+    for name, (lo, hi, step) in cls.tunable.items():
+        integer = all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi, step))
+        default = cls.defaults.get(name)
+        spec[name] = {"min": lo, "max": hi, "step": step, "integer": integer,
+                      "default": default if isinstance(default, (int, float)) else None}
+    return spec
+
+
+def capabilities(cls: type[Method]) -> dict[str, Any]:
+    """What the browser (and the dashboard) may do with a method, as flags of its method info: ``frames``
+    (records scrubber frames: a "Frames" toggle), ``cam`` (a class activation map: the layer picker, filled
+    before it runs) and ``tunable`` (slider specs)."""
+    return {"frames": has_frames(cls), "cam": cls.family == "cam", "tunable": tunable_spec(cls)}
+
+
 # Parameters the dashboard uses unless the user gives others: IG refines its grid until the completeness
 # gap is under its tolerance instead of a fixed 50 steps (11.7% gap on the demo model).
 DASHBOARD_PARAMS: dict[str, dict[str, Any]] = {"integrated_gradients": {"n_steps": "auto"}}
@@ -139,12 +162,9 @@ DASHBOARD_PARAMS: dict[str, dict[str, Any]] = {"integrated_gradients": {"n_steps
 def method_info(cls: type[Method], model: Any, params: dict[str, Any] | None = None,
                 inputs: torch.Tensor | None = None) -> dict[str, Any]:
     """One entry of ``available_methods`` (docs/widget-protocol.md): flags the browser needs."""
-    from .dashboard import has_frames, tunable_spec
-
     description, cost = DESCRIPTIONS.get(cls.name, ((cls.__doc__ or "").strip().split("\n")[0], ""))
     return {
-        "name": cls.name, "family": cls.family, "frames": has_frames(cls), "tunable": tunable_spec(cls),
-        "description": description, "cost": cost, "cam": cls.family == "cam",
+        "name": cls.name, "family": cls.family, **capabilities(cls), "description": description, "cost": cost,
         "unavailable": not_applicable(cls, model, params, inputs), "display": display_defaults(cls),
     }
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +21,11 @@ import torch.nn.functional as F
 import traitlets
 
 from ..core.adapters import unwrap_model
-from ..core.errors import Cancelled, InputError, ParameterError
-from ..core.progress import Progress
+from ..core.errors import InputError, ParameterError
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import array_payload, quantize, value_range
 from .fallback import render_png
-from .jobs import CancellableJob, Worker, wait_or_cancel
+from .jobs import CancellableJob, ViewJob, Worker
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.attribution import Attribution
@@ -310,6 +307,38 @@ def check_frames(attribution: Attribution) -> None:
         )
 
 
+class _ScrubberJob(ViewJob):
+    """``ScrubberView.compute``'s run: the method with ``return_frames=True``, snapshots streamed."""
+
+    def __init__(self, view: ScrubberView, model: Any, classifier: Any, x: torch.Tensor, method: str, target: Any,
+                 index: int, params: dict[str, Any]) -> None:
+        super().__init__(view)
+        self.model, self.x, self.method, self.target, self.index, self.params = model, x, method, target, index, params
+        self.display = display_function(classifier, x)
+        self.image = self.display(x[index : index + 1].detach())[0]
+        self.expected = expected_frames(method, params)
+
+    def run(self) -> None:
+        from ..api import attribute
+
+        result = attribute(self.model, self.x, method=self.method, target=self.target,
+                           progress=self.tracker(on_event=self.stream), return_frames=True, **self.params)
+        self.view._show_result(result, self.index, self.display)
+
+    def stream(self, event: str, data: Any) -> None:
+        """A ``frames`` snapshot from the method: shown at most every ``UPDATE_INTERVAL`` seconds."""
+        if event != "frames" or not self.due(UPDATE_INTERVAL):
+            return
+        try:
+            payload = snapshot_payload(data, self.index, self.display, self.image, expected=self.expected,
+                                       budget=self.view.frame_budget)
+            if payload is not None:
+                self.view.kind = payload["kind"]
+                self.view.frames = payload
+        except Exception:  # a malformed snapshot must not stop the computation
+            pass
+
+
 # ----- the widget -------------------------------------------------------------------------------------
 
 
@@ -325,8 +354,6 @@ class ScrubberView(CancellableJob, PngFallbackWidget, ViewOptions):
     frames = traitlets.Dict().tag(sync=True)
     frame = traitlets.Int(-1).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
-    progress = traitlets.Float(0.0).tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
 
     def __init__(self, **kwargs: Any) -> None:
         self.frame_budget = float(kwargs.pop("frame_budget", DEFAULT_BUDGET))
@@ -364,9 +391,8 @@ class ScrubberView(CancellableJob, PngFallbackWidget, ViewOptions):
         **params: Any,
     ) -> ScrubberView:
         """Return the view at once and run ``method`` with ``return_frames=True`` on a worker thread;
-        frames stream in (at most ~4 updates per second) and ``status`` ends ``"idle"``,
-        ``"cancelled"`` or ``"error: ..."``. ``wait=True`` blocks until done."""
-        from ..api import attribute
+        frames stream in (at most ~4 updates per second) and ``status`` ends ``"done"``,
+        ``"cancelled"`` or ``"error"`` (the message in ``error``). ``wait=True`` blocks until done."""
         from ..core.inputs import as_batch
         from ..methods.registry import get_method
 
@@ -381,51 +407,12 @@ class ScrubberView(CancellableJob, PngFallbackWidget, ViewOptions):
         if x.dim() != 4:
             raise InputError("the scrubber shows image inputs: pass a (N, C, H, W) or (C, H, W) tensor")
         kind = "ig_path" if method.strip().lower() == "integrated_gradients" else "noise"
-        view = cls(kind=kind, frame_budget=frame_budget, status="computing", **(view_options or {}))
+        view = cls(kind=kind, frame_budget=frame_budget, status="running", **(view_options or {}))
         view.title = f"{cls_method.name} · computing"
-        display = display_function(classifier, x)
-        image = display(x[index : index + 1].detach())[0]
-        expected = expected_frames(method, params)
         view._start_worker("xaiwidgets-scrubber")
-
-        def job(cancel: threading.Event) -> None:
-            last = [0.0]
-
-            def on_event(event: str, data: Any) -> None:
-                if event != "frames" or time.perf_counter() - last[0] < UPDATE_INTERVAL:
-                    return
-                last[0] = time.perf_counter()
-                try:
-                    payload = snapshot_payload(data, index, display, image, expected=expected,
-                                               budget=view.frame_budget)
-                    if payload is not None:
-                        view.kind = payload["kind"]
-                        view.frames = payload
-                except Exception:  # a malformed snapshot must not stop the computation
-                    pass
-
-            def on_progress(fraction: float, _message: str) -> None:
-                view.progress = float(fraction)
-
-            tracker = Progress(on_progress, tqdm=False, cancel_event=cancel, on_event=on_event)
-            try:
-                result = attribute(model, x, method=method, target=target, progress=tracker,
-                                   return_frames=True, **params)
-                view._show_result(result, index, display)
-                view.progress = 1.0
-                view.status = "idle"
-                status = "done"
-            except Cancelled:
-                view.status = "cancelled"
-                status = "cancelled"
-            except Exception as exc:
-                view.status = f"error: {type(exc).__name__}: {exc}"
-                status = "error"
-            view.send({"type": "done", "id": "", "status": status})
-
-        view._worker.submit(job)
+        view._submit(_ScrubberJob(view, model, classifier, x, method, target, index, params))
         if wait:
-            wait_or_cancel(view)
+            view._block()
         return view
 
     # ----- requests from the browser and control

@@ -5,7 +5,7 @@ import { getLUT } from "./colormaps";
 import { formatPercent, formatValue } from "./format";
 import { stackMaps, type StackDict } from "./frames";
 import { toRGBAImage, type RGBAImage } from "./image";
-import type { ArrayDict, DisplayTraits } from "./model";
+import type { ArrayDict, DisplayTraits, JobTraits } from "./model";
 import type { OverlayStyle } from "./overlay";
 import type { ScalarMap } from "./scalarmap";
 
@@ -36,12 +36,10 @@ export interface EstimatePayload {
   bytes: number;
 }
 
-export interface EstimateTraits extends DisplayTraits {
+export interface EstimateTraits extends DisplayTraits, JobTraits {
   estimate: EstimatePayload | Record<string, never>;
   frame: number;
   title: string;
-  progress: number;
-  status: string;
 }
 
 export interface Track {

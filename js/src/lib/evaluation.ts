@@ -2,7 +2,7 @@
 // the view: the curve point nearest the cursor, the thumbnail of a curve point, the leaderboard's best
 // cells and sort order.
 import { decodeArray, isArrayDict } from "./arrays";
-import type { ArrayDict } from "./model";
+import type { ArrayDict, JobTraits } from "./model";
 
 export interface ModePayload {
   scores: ArrayDict;
@@ -63,7 +63,7 @@ export interface SweepPayload {
   best: number;
 }
 
-export interface EvaluationTraits {
+export interface EvaluationTraits extends JobTraits {
   curves: CurvesPayload | Record<string, never>;
   leaderboard: LeaderboardPayload | Record<string, never>;
   sanity: SanityPayload | Record<string, never>;
@@ -72,8 +72,6 @@ export interface EvaluationTraits {
   sort_column: string;
   sort_reverse: boolean;
   title: string;
-  progress: number;
-  status: string;
   phase: string;
 }
 

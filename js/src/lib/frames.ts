@@ -2,7 +2,7 @@
 // per-frame scalar maps and images, plus the pure helpers the view uses on every frame change.
 import { decodeArray, isArrayDict } from "./arrays";
 import { toRGBAImage, type RGBAImage } from "./image";
-import type { ArrayDict, DisplayTraits } from "./model";
+import type { ArrayDict, DisplayTraits, JobTraits } from "./model";
 import { toScalarMap, type ScalarMap } from "./scalarmap";
 
 export type FrameKind = "ig_path" | "noise";
@@ -41,13 +41,11 @@ export interface FramesPayload {
   bytes: number;
 }
 
-export interface ScrubberTraits extends DisplayTraits {
+export interface ScrubberTraits extends DisplayTraits, JobTraits {
   kind: string;
   frames: FramesPayload | Record<string, never>;
   frame: number;
   title: string;
-  progress: number;
-  status: string;
 }
 
 /** Everything a frame change needs, decoded once per `frames` trait value. */

@@ -5,7 +5,7 @@ import { decodeArray, isArrayDict } from "./arrays";
 import { getLUT, type LUT } from "./colormaps";
 import { sliceFrame } from "./frames";
 import { toRGBAImage, type RGBAImage } from "./image";
-import type { ArrayDict } from "./model";
+import type { ArrayDict, JobTraits } from "./model";
 
 export interface DetailPayload {
   channel: number;
@@ -48,7 +48,7 @@ export interface DissectionPayload {
 
 type Empty = Record<string, never>;
 
-export interface GalleryTraits {
+export interface GalleryTraits extends JobTraits {
   layer: string;
   title: string;
   channels: number[];
@@ -63,8 +63,6 @@ export interface GalleryTraits {
   activations: ActivationsPayload | Empty;
   dissection: DissectionPayload | Empty;
   tab: string;
-  progress: number;
-  status: string;
   phase: string;
 }
 

@@ -126,14 +126,21 @@ export interface DashboardScrubber {
   frames: FramesPayload | Record<string, never>;
 }
 
-export interface DashboardTraits extends DisplayTraits {
+/** The traits of every view that computes in the kernel (read by lib/status.ts only). */
+export interface JobTraits {
+  progress: number;
+  /** "idle" | "running" | "done" | "cancelled" | "error" (lib/status.ts, `JobStatus`). */
+  status: string;
+  /** The last job's error ("" unless status is "error"). */
+  error?: string;
+}
+
+export interface DashboardTraits extends DisplayTraits, JobTraits {
   image: ArrayDict | null;
   predictions: Prediction[];
   target: number;
   methods: string[];
   panels: Panel[];
-  progress: number;
-  status: string;
   available_methods: MethodInfo[];
   layers: string[];
   method_params: Record<string, Record<string, unknown>>;

@@ -18,8 +18,8 @@ export interface PanelInput {
   image: RGBAImage | null;
   display: DisplayTraits;
   target: number;
-  /** The method's family ("cam" shows the layer picker). */
-  family?: string;
+  /** The method is a CAM (method info `cam`): the panel shows the layer picker. */
+  cam?: boolean;
   /** The model's spatial layers (`layers` trait). */
   layers?: string[];
   /** The layers offered first (block outputs); the rest of `layers` behind the "all modules" filter. */
@@ -88,7 +88,7 @@ const same = (a: PanelInput, b: PanelInput): boolean =>
   a.defaults === b.defaults &&
   a.camLayers === b.camLayers &&
   a.stopped === b.stopped &&
-  a.family === b.family &&
+  a.cam === b.cam &&
   a.layers === b.layers &&
   a.layer === b.layer &&
   a.frames === b.frames &&
@@ -236,7 +236,7 @@ export function createPanelView(method: string, callbacks: PanelCallbacks = {}):
 
   let layersKey = "";
   function renderLayers(input: PanelInput): void {
-    layerRow.hidden = input.family !== "cam";
+    layerRow.hidden = !input.cam;
     if (layerRow.hidden) return;
     const chosen = input.layer ?? "";
     // "auto" names the layer the last automatic result used (the panel's `layer`).

@@ -12,7 +12,7 @@
 //                                          .xw-panel-title, canvas.xw-heatmap-canvas, .xw-legend,
 //                                          .xw-seconds, .xw-pending, .xw-panel-error,
 //                                          button.xw-remove (sends set_methods without this method),
-//                                          select.xw-layer (CAM family only: "" = auto, then `layers`;
+//                                          select.xw-layer (CAMs only, method info `cam`: "" = auto, then `layers`;
 //                                          sends set_params {layer}),
 //                                          input.xw-param[data-param="<name>"] one slider per tunable
 //                                          parameter (sends set_params {name: value} on release),
@@ -30,11 +30,12 @@
 //   .xw-picker-error                       a rejected set_methods/set_params/list_layers
 //   select.xw-colormap  input.xw-opacity  input.xw-absolute  input.xw-clip   shared controls
 //   .xw-progress[role=progressbar]         aria-valuenow = progress (0..1); .xw-progress-fill
-//   .xw-status                             the `status` trait verbatim; data-kind = idle|computing|cancelled|error
-//   button.xw-cancel                       sends {type: "cancel", id}; enabled while computing
+//   .xw-status                             the status ("error: " + the `error` trait on errors);
+//                                          data-kind = idle|running|done|cancelled|error (lib/status.ts)
+//   button.xw-cancel                       sends {type: "cancel", id}; enabled while running or a class is requested
 import { isArrayDict } from "../lib/arrays";
 import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
-import { createJobControls, h } from "../lib/dom";
+import { h } from "../lib/dom";
 import { formatPercent } from "../lib/format";
 import { imageOf, type RGBAImage } from "../lib/image";
 import type {
@@ -44,6 +45,7 @@ import { drawImage } from "../lib/overlay";
 import { createPanelView, type PanelView } from "../lib/panel";
 import { createRequests, type Request } from "../lib/requests";
 import { createScrubber, type Scrubber } from "../lib/scrubber";
+import { createJobLine, type JobState } from "../lib/status";
 import { attachViewStyles } from "../lib/styles";
 
 const CSS = `
@@ -86,11 +88,20 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   const display: AnyModel<DisplayTraits> = model;
   const requests = createRequests(model);
   const controls = createControls(display);
+  const job = createJobLine(model, {
+    requests,
+    progress: shownProgress,
+    hidden: () => false,
+    cancellable: (state) => state.status === "running" || requested.size > 0,
+    onCancel: () => {
+      stoppedSeen = true;
+    },
+    onRender: followJob,
+  });
 
   const thumb = h("canvas", "xw-input-canvas", { role: "img", "aria-label": "input image" });
   const predictions = h("div", "xw-predictions", { role: "listbox", "aria-label": "top predictions" });
   const panels = h("div", "xw-panels");
-  const { fill, progress, status, cancel } = createJobControls();
   const heading = h("div", "xw-heading");
   const addSelect = h("select", "xw-add-method", { "aria-label": "method to add" });
   const addButton = h("button", "xw-add", { type: "button", title: "add a panel for this method" }, ["Add"]);
@@ -119,13 +130,14 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
       predictions,
     ]),
     h("div", "xw-main", {}, [
-      h("div", "xw-topbar", {}, [heading, h("div", "xw-job", {}, [progress, status, cancel])]),
+      h("div", "xw-topbar", {}, [heading, job.el]),
       panels,
       frames,
       picker,
       controls.el,
     ]),
   ]);
+  job.mark(root);
   el.append(root);
 
   // --- input image ---------------------------------------------------------------------------
@@ -178,11 +190,11 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     const req = requests.send("compute", { target: index });
     requested.add(index);
     renderSelection();
-    renderJob();
+    job.render();
     void req.done.then(() => {
       requested.delete(index);
       renderSelection();
-      renderJob();
+      job.render();
     });
   }
 
@@ -317,11 +329,11 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
         views.set(method, view);
       }
       const info = infoOf(method);
-      const family = info?.family;
-      if (family === "cam") askLayers();
+      const cam = Boolean(info?.cam);
+      if (cam) askLayers();
       const layer = params[method]?.layer;
       view.update({
-        panel: byMethod.get(method), image, display: disp, target, family, layers, camLayers,
+        panel: byMethod.get(method), image, display: disp, target, cam, layers, camLayers,
         defaults: info?.display, stopped,
         layer: typeof layer === "string" ? layer : "",
         frames: Boolean(info?.frames), framesOpen: framesMethod === method, tunable: info?.tunable,
@@ -398,46 +410,28 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   // After a cancel, pending panels will not be computed by any job: they show "cancelled" with a
   // Recompute button until a job runs again (also after later jobs that only computed other panels).
   let stoppedSeen = false;
-  const jobKind = (s: string): string =>
-    s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
   function isStopped(): boolean {
-    return stoppedSeen && jobKind(String(model.get("status") ?? "idle")) !== "computing" && requested.size === 0;
+    return stoppedSeen && job.state().status !== "running" && requested.size === 0;
   }
 
   /** Outside a job the bar shows the share of panels that have a result, never a stale job fraction. */
-  function shownProgress(kind: string): number {
-    if (kind === "computing") return Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
+  function shownProgress(state: JobState): number {
+    if (state.status === "running") return state.progress;
     const list = model.get("panels") ?? [];
     if (!list.length) return 0;
     return list.filter((p) => p.state === "done" || p.state === "error").length / list.length;
   }
 
-  let lastKind = "";
-  function renderJob(): void {
-    const s = String(model.get("status") ?? "idle");
-    const kind = jobKind(s);
-    if (kind === "cancelled") stoppedSeen = true;
+  let lastStatus = "";
+  function followJob(state: JobState): void {
+    if (state.status === "cancelled") stoppedSeen = true;
     const open = (model.get("panels") ?? []).some((x) => x.state === "pending" || x.state === "running");
     if (!open) stoppedSeen = false;
-    const p = shownProgress(kind);
-    progress.setAttribute("aria-valuenow", String(p));
-    progress.title = `${Math.round(p * 100)}%`;
-    fill.style.width = `${p * 100}%`;
-    status.textContent = s;
-    status.dataset.kind = kind;
-    root.dataset.status = kind;
-    cancel.disabled = kind !== "computing" && requested.size === 0;
-    if (kind !== lastKind) {
-      lastKind = kind;
+    if (state.status !== lastStatus) {
+      lastStatus = state.status;
       renderPanels();
     }
   }
-
-  const onCancel = (): void => {
-    stoppedSeen = true;
-    requests.notify("cancel");
-  };
-  cancel.addEventListener("click", onCancel);
 
   // --- wiring --------------------------------------------------------------------------------
   const onImage = (): void => {
@@ -465,15 +459,13 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     ["change:methods", onMethods],
     ["change:panels", () => {
       onMethods();
-      renderJob();
+      job.render();
     }],
     ["change:available_methods", onMethods],
     ["change:layers", renderPanels],
     ["change:cam_layers", renderPanels],
     ["change:method_params", renderPanels],
     ["change:scrubber", renderFrames],
-    ["change:progress", renderJob],
-    ["change:status", renderJob],
     ...DISPLAY_TRAITS.map((t): [string, () => void] => [`change:${t}`, onDisplay]),
   ];
   for (const [ev, cb] of listeners) model.on(ev, cb);
@@ -483,7 +475,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
   renderPicker();
   renderFrames();
   renderPanels();
-  renderJob();
+  job.render();
 
   return () => {
     for (const [ev, cb] of listeners) model.off(ev, cb);
@@ -491,7 +483,7 @@ function render({ model, el }: RenderProps<DashboardTraits>): () => void {
     controls.destroy();
     predictions.removeEventListener("click", onClick);
     predictions.removeEventListener("keydown", onKey);
-    cancel.removeEventListener("click", onCancel);
+    job.destroy();
     addButton.removeEventListener("click", onAdd);
     addSelect.removeEventListener("change", renderChoice);
     framesClose.removeEventListener("click", onCloseFrames);

@@ -2,7 +2,7 @@
 // (docs/widget-protocol.md, "EstimateView").
 //
 // Selectors (stable, used by tests):
-//   .xw-estimate                  root; data-state = ok | empty | error, data-status = idle | computing |
+//   .xw-estimate                  root; data-state = ok | empty | error, data-status = idle | running | done |
 //                                 cancelled | error, data-frame (stack index shown), data-count,
 //                                 data-n-samples and data-mean-stderr (of the frame shown), data-done
 //   .xw-title                     caption (trait `title`)
@@ -20,7 +20,7 @@
 //   .xw-progress[role=progressbar]  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 //   select.xw-colormap  input.xw-opacity  input.xw-absolute  input.xw-clip   shared display controls
 import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
-import { createJobControls, h } from "../lib/dom";
+import { h } from "../lib/dom";
 import {
   band,
   decodeEstimate,
@@ -39,6 +39,7 @@ import { createLinePlot, type Band, type Series } from "../lib/lineplot";
 import type { AnyModel, DisplayTraits, RenderProps } from "../lib/model";
 import { drawOverlay, overlayStyle, type OverlayStyle } from "../lib/overlay";
 import { createRequests } from "../lib/requests";
+import { createJobLine } from "../lib/status";
 import { attachViewStyles } from "../lib/styles";
 
 const CSS = `
@@ -99,10 +100,10 @@ function render({ model, el }: RenderProps<EstimateTraits>): () => void {
   const trackCaption = h("div", "xw-plot-caption", {}, ["top features: estimate ± 2 SE"]);
   const errorCaption = h("div", "xw-plot-caption");
   const summary = h("div", "xw-estimate-summary", { "aria-live": "polite" });
-  const { fill, progress, status, cancel } = createJobControls();
+  const job = createJobLine(model, { requests });
   const error = h("div", "xw-error");
   const root = h("div", "xw-widget xw-estimate", {}, [
-    h("div", "xw-topbar", {}, [title, h("div", "xw-job", {}, [progress, status, cancel])]),
+    h("div", "xw-topbar", {}, [title, job.el]),
     h("div", "xw-estimate-panels", {}, [estPanel, sePanel]),
     h("div", "xw-estimate-bar", {}, [slider, label]),
     h("div", "xw-estimate-plots", {}, [
@@ -113,6 +114,7 @@ function render({ model, el }: RenderProps<EstimateTraits>): () => void {
     error,
     controls.el,
   ]);
+  job.mark(root);
   el.append(root);
 
   let set: EstimateSet | null = null;
@@ -241,23 +243,6 @@ function render({ model, el }: RenderProps<EstimateTraits>): () => void {
   slider.addEventListener("input", onSlide);
   slider.addEventListener("change", onSlideEnd);
 
-  function renderJob(): void {
-    const p = Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
-    const s = String(model.get("status") ?? "idle");
-    fill.style.width = `${p * 100}%`;
-    progress.setAttribute("aria-valuenow", String(p));
-    status.textContent = s;
-    const kind = s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
-    status.dataset.kind = kind;
-    root.dataset.status = kind;
-    cancel.disabled = kind !== "computing";
-    progress.hidden = kind === "idle" && p === 0;
-  }
-  const onCancel = (): void => {
-    requests.notify("cancel");
-  };
-  cancel.addEventListener("click", onCancel);
-
   const renderTitle = (): void => {
     title.textContent = model.get("title") ?? "";
   };
@@ -266,21 +251,19 @@ function render({ model, el }: RenderProps<EstimateTraits>): () => void {
     ["change:estimate", load],
     ["change:frame", onFrameTrait],
     ["change:title", renderTitle],
-    ["change:progress", renderJob],
-    ["change:status", renderJob],
     ...DISPLAY_TRAITS.map((t): [string, () => void] => [`change:${t}`, redrawStyles]),
   ];
   for (const [ev, cb] of listeners) model.on(ev, cb);
   following = !(model.get("frame") >= 0);
   renderTitle();
-  renderJob();
+  job.render();
   load();
 
   return () => {
     for (const [ev, cb] of listeners) model.off(ev, cb);
     slider.removeEventListener("input", onSlide);
     slider.removeEventListener("change", onSlideEnd);
-    cancel.removeEventListener("click", onCancel);
+    job.destroy();
     controls.destroy();
     requests.dispose();
     root.remove();

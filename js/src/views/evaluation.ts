@@ -1,7 +1,7 @@
 // EvaluationView: explanation methods compared by metrics (docs/widget-protocol.md, "EvaluationView").
 //
 // Selectors (stable, used by tests):
-//   .xw-evaluation                 root; data-state = ok | empty | error, data-status = idle | computing |
+//   .xw-evaluation                 root; data-state = ok | empty | error, data-status = idle | running | done |
 //                                  cancelled | error; while a curve point is hovered: data-hover-mode,
 //                                  data-hover-method, data-hover-step (curve point), data-hover-thumb (strip index)
 //   .xw-title                      caption (trait `title`)
@@ -16,7 +16,7 @@
 //   .xw-sweep svg                  metric vs hyperparameter (mean, quartile band, best value marked)
 //   .xw-progress  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 import { getLUT } from "../lib/colormaps";
-import { createJobControls, h } from "../lib/dom";
+import { h } from "../lib/dom";
 import {
   BOARD_DECIMALS,
   bestRows,
@@ -48,6 +48,7 @@ import { formatValue } from "../lib/format";
 import { createLinePlot, linearScale, polylinePoints } from "../lib/lineplot";
 import type { RenderProps } from "../lib/model";
 import { createRequests } from "../lib/requests";
+import { createJobLine, statusText } from "../lib/status";
 import { attachViewStyles } from "../lib/styles";
 import { niceTicks, svg } from "../lib/svg";
 
@@ -105,9 +106,18 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
   const requests = createRequests(model);
 
   const title = h("div", "xw-title");
-  const { fill, progress, status, cancel } = createJobControls();
   const sampleSelect = h("select", "xw-eval-sample", { "aria-label": "input" });
   const sampleLabel = h("label", "xw-control", {}, [h("span", "xw-control-name", {}, ["input"]), sampleSelect]);
+  const job = createJobLine(model, {
+    requests,
+    before: [sampleLabel],
+    traits: ["phase"],
+    label: (state) => {
+      const phase = String(model.get("phase") ?? "");
+      return state.status === "running" && phase ? `running: ${phase}` : statusText(state);
+    },
+    hidden: (state, p) => (state.status === "idle" || state.status === "done") && (p === 0 || p === 1),
+  });
   const plots = h("div", "xw-eval-row");
   const legend = h("div", "xw-eval-legend");
   const canvas = h("canvas", "xw-perturbed", { role: "img", "aria-label": "perturbed input" });
@@ -121,7 +131,7 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
   const sweepSection = h("div", "xw-eval-row xw-sweeps");
   const error = h("div", "xw-error");
   const root = h("div", "xw-widget xw-evaluation", {}, [
-    h("div", "xw-topbar", {}, [title, h("div", "xw-job", {}, [sampleLabel, progress, status, cancel])]),
+    h("div", "xw-topbar", {}, [title, job.el]),
     h("div", "xw-eval-row", {}, [plots, preview]),
     legend,
     boardSection,
@@ -129,6 +139,7 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
     sweepSection,
     error,
   ]);
+  job.mark(root);
   el.append(root);
 
   let curves: Curves | null = null;
@@ -391,20 +402,6 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
     }
   }
 
-  function renderJob(): void {
-    const p = Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
-    const s = String(model.get("status") ?? "idle");
-    const phase = String(model.get("phase") ?? "");
-    fill.style.width = `${p * 100}%`;
-    progress.setAttribute("aria-valuenow", String(p));
-    status.textContent = s === "computing" && phase ? `computing: ${phase}` : s;
-    const kind = s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
-    status.dataset.kind = kind;
-    root.dataset.status = kind;
-    cancel.disabled = kind !== "computing";
-    progress.hidden = kind === "idle" && (p === 0 || p === 1);
-  }
-
   const onSample = (): void => {
     model.set("sample", Number(sampleSelect.value));
     model.save_changes();
@@ -414,14 +411,10 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
     drawCurves();
     drawSanity();
   };
-  const onCancel = (): void => {
-    requests.notify("cancel");
-  };
   const renderTitle = (): void => {
     title.textContent = model.get("title") ?? "";
   };
   sampleSelect.addEventListener("change", onSample);
-  cancel.addEventListener("click", onCancel);
 
   const listeners: [string, () => void][] = [
     ["change:curves", load],
@@ -432,19 +425,16 @@ function render({ model, el }: RenderProps<EvaluationTraits>): () => void {
     ["change:sort_column", drawBoard],
     ["change:sort_reverse", drawBoard],
     ["change:title", renderTitle],
-    ["change:progress", renderJob],
-    ["change:status", renderJob],
-    ["change:phase", renderJob],
   ];
   for (const [ev, cb] of listeners) model.on(ev, cb);
   renderTitle();
-  renderJob();
+  job.render();
   load();
 
   return () => {
     for (const [ev, cb] of listeners) model.off(ev, cb);
     sampleSelect.removeEventListener("change", onSample);
-    cancel.removeEventListener("click", onCancel);
+    job.destroy();
     requests.dispose();
     root.remove();
     extra.remove();

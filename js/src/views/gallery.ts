@@ -4,7 +4,7 @@
 //
 // Selectors (stable, used by tests):
 //   .xw-gallery                      root; data-tab = features | activations | dissection,
-//                                    data-status = idle | computing | cancelled | error, data-selected = channel or -1
+//                                    data-status = idle | running | done | cancelled | error, data-selected = channel or -1
 //   .xw-title  .xw-progress[role=progressbar]  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 //   button.xw-tab[data-tab]          tab switch (writes the `tab` trait); aria-selected on the active one
 //   .xw-tile[data-channel][data-index]   one per channel: canvas.xw-tile-canvas, .xw-tile-label, .xw-tile-metric
@@ -21,7 +21,7 @@
 //                                    .xw-act-info (hovered channel)
 //   table.xw-dissection              tr[data-unit] rows sorted by best IoU; td.xw-iou cells; .xw-in-gallery rows
 //                                    are clickable (select that channel)
-import { createJobControls, h } from "../lib/dom";
+import { h } from "../lib/dom";
 import { formatValue } from "../lib/format";
 import { nextFrame, resolveFrame } from "../lib/frames";
 import {
@@ -34,6 +34,7 @@ import { createLinePlot } from "../lib/lineplot";
 import type { RenderProps } from "../lib/model";
 import { drawImage } from "../lib/overlay";
 import { createRequests } from "../lib/requests";
+import { createJobLine, statusText } from "../lib/status";
 import { attachViewStyles } from "../lib/styles";
 
 const CSS = `
@@ -111,7 +112,19 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
 
   // --- skeleton ---------------------------------------------------------------------------------------
   const title = h("div", "xw-title");
-  const { fill, progress, status, cancel } = createJobControls();
+  const job = createJobLine(model, {
+    requests,
+    traits: ["phase", "step"],
+    label: (state) => {
+      // while running: the phase, and the optimisation's step
+      const phase = String(model.get("phase") ?? "");
+      const step = Number(model.get("step")) || 0;
+      const total = Number(model.get("n_steps")) || 0;
+      if (state.status !== "running" || !phase) return statusText(state);
+      return `${phase}${phase === "optimising" && total ? ` · step ${step} / ${total}` : ""}`;
+    },
+    hidden: (state) => state.status === "idle" || state.status === "done",
+  });
   const tabButtons = new Map<TabName, HTMLButtonElement>();
   for (const t of TABS) {
     tabButtons.set(t, h("button", "xw-tab", { type: "button", role: "tab", "data-tab": t }, [t[0].toUpperCase() + t.slice(1)]));
@@ -150,10 +163,11 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
   ]);
   const error = h("div", "xw-error");
   const root = h("div", "xw-widget xw-gallery", {}, [
-    h("div", "xw-topbar", {}, [title, h("div", "xw-job", {}, [progress, status, cancel])]),
+    h("div", "xw-topbar", {}, [title, job.el]),
     h("div", "xw-tabs", { role: "tablist" }, [...tabButtons.values()]),
     featuresPane, activationsPane, dissectionPane, error,
   ]);
+  job.mark(root);
   el.append(root);
 
   // --- state ----------------------------------------------------------------------------------------
@@ -556,28 +570,6 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
   dissTable.addEventListener("click", onTableClick);
 
   // --- job, title, tabs -----------------------------------------------------------------------------
-  function renderJob(): void {
-    const p = Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
-    const s = String(model.get("status") ?? "idle");
-    const phase = String(model.get("phase") ?? "");
-    fill.style.width = `${p * 100}%`;
-    progress.setAttribute("aria-valuenow", String(p));
-    const kind = s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
-    const step = Number(model.get("step")) || 0;
-    const total = Number(model.get("n_steps")) || 0;
-    status.textContent = kind === "computing" && phase
-      ? `${phase}${phase === "optimising" && total ? ` · step ${step} / ${total}` : ""}`
-      : s;
-    status.dataset.kind = kind;
-    status.title = s;
-    root.dataset.status = kind;
-    cancel.disabled = kind !== "computing";
-    progress.hidden = kind === "idle";
-  }
-  const onCancel = (): void => {
-    requests.notify("cancel");
-  };
-  cancel.addEventListener("click", onCancel);
   const onTabClick = (ev: Event): void => {
     const b = (ev.target as Element).closest<HTMLButtonElement>(".xw-tab");
     if (b && !b.disabled) setTab(b.dataset.tab as TabName);
@@ -608,15 +600,11 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
     ["change:dissection", renderDissection],
     ["change:tab", renderTab],
     ["change:title", renderTitle],
-    ["change:progress", renderJob],
-    ["change:status", renderJob],
-    ["change:phase", renderJob],
-    ["change:step", renderJob],
   ];
   for (const [ev, cb] of listeners) model.on(ev, cb);
   following = !(model.get("frame") >= 0);
   renderTitle();
-  renderJob();
+  job.render();
   renderTiles();
   renderThumbs();
   renderActivations();
@@ -637,7 +625,7 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
     actGrid.removeEventListener("mousemove", onGridMove);
     actGrid.removeEventListener("click", onGridClick);
     dissTable.removeEventListener("click", onTableClick);
-    cancel.removeEventListener("click", onCancel);
+    job.destroy();
     tabBar.removeEventListener("click", onTabClick);
     requests.dispose();
     root.remove();

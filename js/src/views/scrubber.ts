@@ -3,16 +3,17 @@
 // dashboard's frames section); this view adds the title, the job line and the display controls.
 //
 // Selectors (stable, used by tests): everything listed in lib/scrubber.ts, plus
-//   .xw-scrubber                     root (also data-status = idle | computing | cancelled | error)
+//   .xw-scrubber                     root (also data-status = idle | running | done | cancelled | error)
 //   .xw-title                        caption (trait `title`)
 //   .xw-progress[role=progressbar]  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 //   select.xw-colormap  input.xw-opacity  input.xw-absolute  input.xw-clip   shared display controls
 import { createControls, DISPLAY_TRAITS, readDisplay } from "../lib/controls";
-import { createJobControls, h } from "../lib/dom";
+import { h } from "../lib/dom";
 import type { ScrubberTraits } from "../lib/frames";
 import type { AnyModel, DisplayTraits, RenderProps } from "../lib/model";
 import { createRequests } from "../lib/requests";
 import { createScrubber } from "../lib/scrubber";
+import { createJobLine } from "../lib/status";
 import { attachStyles } from "../lib/styles";
 
 function render({ model, el }: RenderProps<ScrubberTraits>): () => void {
@@ -22,18 +23,19 @@ function render({ model, el }: RenderProps<ScrubberTraits>): () => void {
   const requests = createRequests(model);
 
   const title = h("div", "xw-title");
-  const { fill, progress, status, cancel } = createJobControls();
+  const job = createJobLine(model, { requests });
   const scrubber = createScrubber({
     display: () => readDisplay(display),
     onFrameCommit: (k) => {
       model.set("frame", k);
       model.save_changes();
     },
-    before: [h("div", "xw-topbar", {}, [title, h("div", "xw-job", {}, [progress, status, cancel])])],
+    before: [h("div", "xw-topbar", {}, [title, job.el])],
     after: [controls.el],
   });
   const root = scrubber.el;
   root.classList.add("xw-widget");
+  job.mark(root);
   el.append(root);
 
   const loadFrames = (): void => scrubber.load(model.get("frames"), model.get("frame"));
@@ -43,24 +45,6 @@ function render({ model, el }: RenderProps<ScrubberTraits>): () => void {
     scrubber.restyle();
   };
 
-  // --- job ----------------------------------------------------------------------------------------
-  function renderJob(): void {
-    const p = Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
-    const s = String(model.get("status") ?? "idle");
-    fill.style.width = `${p * 100}%`;
-    progress.setAttribute("aria-valuenow", String(p));
-    status.textContent = s;
-    const kind = s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
-    status.dataset.kind = kind;
-    root.dataset.status = kind;
-    cancel.disabled = kind !== "computing";
-    progress.hidden = kind === "idle" && p === 0;
-  }
-  const onCancel = (): void => {
-    requests.notify("cancel");
-  };
-  cancel.addEventListener("click", onCancel);
-
   function renderTitle(): void {
     title.textContent = model.get("title") ?? "";
   }
@@ -69,19 +53,17 @@ function render({ model, el }: RenderProps<ScrubberTraits>): () => void {
     ["change:frames", loadFrames],
     ["change:frame", onFrameTrait],
     ["change:title", renderTitle],
-    ["change:progress", renderJob],
-    ["change:status", renderJob],
     ...DISPLAY_TRAITS.map((t): [string, () => void] => [`change:${t}`, redrawStyles]),
   ];
   for (const [ev, cb] of listeners) model.on(ev, cb);
   scrubber.goTo(model.get("frame")); // follow the newest frame unless the trait names one
   renderTitle();
-  renderJob();
+  job.render();
   loadFrames();
 
   return () => {
     for (const [ev, cb] of listeners) model.off(ev, cb);
-    cancel.removeEventListener("click", onCancel);
+    job.destroy();
     scrubber.destroy();
     controls.destroy();
     requests.dispose();
