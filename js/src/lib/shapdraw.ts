@@ -240,11 +240,61 @@ function pointInteraction(ctx: Ctx, p: CanvasPlot, pts: DrawnPoints, lines: (k: 
   });
 }
 
-function dot(g: CanvasRenderingContext2D, x: number, y: number, r: number, colour: string): void {
-  g.fillStyle = colour;
-  g.beginPath();
-  g.arc(x, y, r, 0, 2 * Math.PI);
-  g.fill();
+const LEVELS = 64;
+
+/** Coverage (0..1) of a disc of radius r centred in a (2k+1)^2 pixel stamp, 4x4 supersampled. */
+function discMask(r: number): { k: number; cover: Float32Array } {
+  const k = Math.ceil(r + 0.5);
+  const side = 2 * k + 1;
+  const cover = new Float32Array(side * side);
+  for (let py = 0; py < side; py++) for (let px = 0; px < side; px++) {
+    let hit = 0;
+    for (let sy = 0; sy < 4; sy++) for (let sx = 0; sx < 4; sx++) {
+      const dx = px - k + (sx + 0.5) / 4 - 0.5;
+      const dy = py - k + (sy + 0.5) / 4 - 0.5;
+      if (dx * dx + dy * dy <= r * r) hit++;
+    }
+    cover[py * side + px] = hit / 16;
+  }
+  return { k, cover };
+}
+
+/** Dots coloured by a value in [lo, hi] (grey when missing), stamped into the canvas' pixels with an
+ * antialiased disc mask (a canvas path per dot costs ~0.5 s for the 50,000 dots of a 5,000-row beeswarm). */
+function dots(
+  g: CanvasRenderingContext2D, xs: Float32Array, ys: Float32Array, r: number, value: (i: number) => number, lo: number, hi: number,
+): void {
+  const { width, height } = g.canvas;
+  const img = g.getImageData(0, 0, width, height);
+  const px = img.data;
+  const { k, cover } = discMask(r);
+  const side = 2 * k + 1;
+  const palette: [number, number, number][] = Array.from({ length: LEVELS }, (_, l) => featureColor(l, 0, LEVELS - 1));
+  const known = Number.isFinite(lo) && Number.isFinite(hi);
+  for (let i = 0; i < xs.length; i++) {
+    if (!Number.isFinite(xs[i]) || !Number.isFinite(ys[i])) continue;
+    const v = value(i);
+    const c = !known || !Number.isFinite(v) ? [150, 150, 150] : palette[hi > lo ? Math.round(Math.min(1, Math.max(0, (v - lo) / (hi - lo))) * (LEVELS - 1)) : LEVELS >> 1];
+    const cx = Math.round(xs[i]);
+    const cy = Math.round(ys[i]);
+    for (let dy = -k; dy <= k; dy++) {
+      const y = cy + dy;
+      if (y < 0 || y >= height) continue;
+      for (let dx = -k; dx <= k; dx++) {
+        const x = cx + dx;
+        const a = cover[(dy + k) * side + dx + k];
+        if (a === 0 || x < 0 || x >= width) continue;
+        const o = (y * width + x) * 4;
+        const keep = (1 - a) * (px[o + 3] / 255);
+        const alpha = a + keep;
+        px[o] = (c[0] * a + px[o] * keep) / alpha;
+        px[o + 1] = (c[1] * a + px[o + 1] * keep) / alpha;
+        px[o + 2] = (c[2] * a + px[o + 2] * keep) / alpha;
+        px[o + 3] = alpha * 255;
+      }
+    }
+  }
+  g.putImageData(img, 0, 0);
 }
 
 function ring(g: CanvasRenderingContext2D, x: number, y: number, r: number, colour: string): void {
@@ -312,12 +362,8 @@ export function beeswarmPlot(ctx: Ctx): HTMLElement {
       pts.y[k] = mid + offsets[i] * step;
       k++;
     }
-    // a row's dots, unselected first, coloured by the feature's value
-    for (let i = 0; i < data.n; i++) {
-      const q = r * data.n + i;
-      if (!Number.isFinite(pts.x[q])) continue;
-      dot(g, pts.x[q], pts.y[q], radius, rgb(featureColor(fv(ctx, i, j), clo, chi)));
-    }
+    const first = r * data.n;
+    dots(g, pts.x.subarray(first, first + data.n), pts.y.subarray(first, first + data.n), radius, (i) => fv(ctx, i, j), clo, chi);
     p.overlay.append(svg("text", { class: "xw-sp-label", x: LABEL_W, y: mid + 4, "text-anchor": "end", "data-feature": j }, name(ctx, j)));
     p.overlay.append(svg("line", { class: "xw-sp-gridline", x1: x0, x2: x1, y1: mid, y2: mid }));
   });
@@ -472,8 +518,8 @@ export function dependencePlot(ctx: Ctx): HTMLElement {
     pts.y[i] = y(ys[i]);
     pts.row[i] = i;
     pts.value[i] = ys[i];
-    if (Number.isFinite(pts.x[i])) dot(p.g, pts.x[i], pts.y[i], radius, rgb(featureColor(fv(ctx, i, c), clo, chi)));
   }
+  dots(p.g, pts.x, pts.y, radius, (i) => fv(ctx, i, c), clo, chi);
   for (let i = 0; i < data.n; i++) if (ctx.selection.has(i) && Number.isFinite(pts.x[i])) ring(p.g, pts.x[i], pts.y[i], radius, ctx.foreground);
   axisX(p.overlay, x, xlo, xhi, box.bottom, `${name(ctx, j)} (feature value)`, box.left, box.right);
   const g = svg("g", { class: "xw-sp-axis" });
