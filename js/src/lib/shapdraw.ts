@@ -68,6 +68,8 @@ const RED = rgb(POSITIVE);
 const BLUE = rgb(NEGATIVE);
 const LABEL_W = 170;
 const signText = (v: number): string => (v > 0 ? "+" : "") + formatValue(v);
+/** A label cut to the label column (about 6.3 px per character at 11 px); the full text is in the tooltip. */
+const fit = (text: string): string => (text.length > 26 ? text.slice(0, 25) + "…" : text);
 
 function name(ctx: Ctx, j: number, fold = ctx.data.foldCount): string {
   return j >= 0 ? ctx.names[j] ?? `feature ${j}` : `Sum of ${fold} other features`;
@@ -164,7 +166,7 @@ export function waterfallPlot(ctx: Ctx): HTMLElement {
     const text = up ? [e + 4, "start"] : [a - 4, "end"];
     root.append(
       poly,
-      svg("text", { class: "xw-sp-label", x: LABEL_W, y: y + hgt / 2 + 4, "text-anchor": "end", "data-feature": b.feature }, label.length > 30 ? label.slice(0, 29) + "…" : label),
+      svg("text", { class: "xw-sp-label", x: LABEL_W, y: y + hgt / 2 + 4, "text-anchor": "end", "data-feature": b.feature }, fit(label)),
       svg("text", { class: "xw-sp-value", x: text[0], y: y + hgt / 2 + 4, "text-anchor": text[1] as string, style: `fill: ${up ? RED : BLUE}` }, signText(b.value)),
     );
   });
@@ -364,7 +366,7 @@ export function beeswarmPlot(ctx: Ctx): HTMLElement {
     }
     const first = r * data.n;
     dots(g, pts.x.subarray(first, first + data.n), pts.y.subarray(first, first + data.n), radius, (i) => fv(ctx, i, j), clo, chi);
-    p.overlay.append(svg("text", { class: "xw-sp-label", x: LABEL_W, y: mid + 4, "text-anchor": "end", "data-feature": j }, name(ctx, j)));
+    p.overlay.append(svg("text", { class: "xw-sp-label", x: LABEL_W, y: mid + 4, "text-anchor": "end", "data-feature": j }, fit(name(ctx, j))));
     p.overlay.append(svg("line", { class: "xw-sp-gridline", x1: x0, x2: x1, y1: mid, y2: mid }));
   });
   for (let q = 0; q < total; q++) if (ctx.selection.has(pts.row[q]) && Number.isFinite(pts.x[q])) ring(g, pts.x[q], pts.y[q], radius, ctx.foreground);
@@ -403,7 +405,7 @@ export function barPlot(ctx: Ctx): HTMLElement {
   const root = svg("svg", { class: "xw-sp-svg xw-sp-bars", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
   rows.forEach((j, r) => {
     const y = top + r * rowH + 5;
-    root.append(svg("text", { class: "xw-sp-label", x: LABEL_W, y: y + (m * barH) / 2 + 4, "text-anchor": "end", "data-feature": j }, name(ctx, j, c.foldCount)));
+    root.append(svg("text", { class: "xw-sp-label", x: LABEL_W, y: y + (m * barH) / 2 + 4, "text-anchor": "end", "data-feature": j }, fit(name(ctx, j, c.foldCount))));
     for (let k = 0; k < m; k++) {
       const v = c.bars[k * rows.length + r];
       const rect = svg("rect", { class: "xw-sp-cbar", "data-feature": j, "data-cohort": k, "data-value": v, x: x0, y: y + k * barH, width: Math.max(0, x(v) - x0), height: barH - 1 });
@@ -456,7 +458,7 @@ export function heatmapPlot(ctx: Ctx, clip: number): HTMLElement {
     });
   }
   p.g.putImageData(img, Math.round(x0), top);
-  rows.forEach((j, r) => p.overlay.append(svg("text", { class: "xw-sp-label", x: LABEL_W, y: top + r * rowH + 13, "text-anchor": "end", "data-feature": j }, name(ctx, j))));
+  rows.forEach((j, r) => p.overlay.append(svg("text", { class: "xw-sp-label", x: LABEL_W, y: top + r * rowH + 13, "text-anchor": "end", "data-feature": j }, fit(name(ctx, j)))));
   // f(x) above, on its own axis
   const outs = order.map((i) => data.output[i]);
   const [olo, ohi] = paddedExtent(outs);
@@ -575,7 +577,7 @@ export function decisionPlot(ctx: Ctx): HTMLElement {
   const root = svg("svg", { class: "xw-sp-svg xw-sp-decision", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
   order.forEach((j, r) => {
     root.append(svg("line", { class: "xw-sp-gridline", x1: x0, x2: x1, y1: y(r + 0.5), y2: y(r + 0.5) }),
-      svg("text", { class: "xw-sp-label", x: LABEL_W, y: y(r + 0.5) + 4, "text-anchor": "end", "data-feature": j }, name(ctx, j)));
+      svg("text", { class: "xw-sp-label", x: LABEL_W, y: y(r + 0.5) + 4, "text-anchor": "end", "data-feature": j }, fit(name(ctx, j))));
   });
   const ends = Array.from({ length: data.n }, (_, i) => paths[i * (k + 1) + k]);
   const [elo, ehi] = paddedExtent(ends);
