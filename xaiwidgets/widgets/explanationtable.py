@@ -159,16 +159,8 @@ def as_table(source: Any) -> ExplanationTable:
     raise TypeError(f"expected an xaiwidgets Attribution or a shap Explanation, got {type(source).__name__}")
 
 
-def from_arrays(
-    values: Any,
-    base_value: Any,
-    *,
-    features: Sequence[str] | None = None,
-    feature_values: Any = None,
-    output_value: Any = None,
-    output_name: str = "f(x)",
-    title: str = "",
-) -> ExplanationTable:
+def from_arrays(values: Any, base_value: Any, *, features: Sequence[str] | None = None, feature_values: Any = None,
+                output_value: Any = None, output_name: str = "f(x)", title: str = "") -> ExplanationTable:
     """A table from plain arrays: contributions ``(N, d)``, base value (scalar or ``(N,)``), optionally the
     output (default base + sum), names and the features' values."""
     vals = _array(values)

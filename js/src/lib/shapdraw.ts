@@ -16,13 +16,14 @@ export interface Cohorts {
   foldCount: number;
 }
 
+/** The decoded traits: `n` rows x `d` features (row-major `values`, `featureValues`), base and output per row. */
 export interface PlotData {
   n: number;
   d: number;
-  values: ArrayLike<number>;
-  featureValues: ArrayLike<number> | null;
   base: ArrayLike<number>;
   output: ArrayLike<number>;
+  values: ArrayLike<number>;
+  featureValues: ArrayLike<number> | null;
   /** Features shown in the summary plots, most important first; the fold (if any) comes after them. */
   order: number[];
   fold: ArrayLike<number> | null;

@@ -13,6 +13,7 @@
 import { decodeArray, isArrayDict } from "../lib/arrays";
 import { h } from "../lib/dom";
 import type { ArrayDict, RenderProps } from "../lib/model";
+import { redrawOn } from "../lib/redraw";
 import { barPlot, beeswarmPlot, type Ctx, decisionPlot, dependencePlot, heatmapPlot, type PlotData, waterfallPlot } from "../lib/shapdraw";
 import { attachTextStyles } from "../lib/textstyles";
 import { createTooltip } from "../lib/tooltip";
@@ -31,16 +32,17 @@ interface PlotPayload {
   decision: { order: ArrayDict; paths: ArrayDict };
 }
 
+/** The traits (docs/widget-protocol.md, "TabularPlots"). */
 export interface TabularPlotsTraits {
   views: string[];
+  title: string;
   features: string[];
+  row_names: string[];
   values: ArrayDict;
   feature_values: ArrayDict | null;
   base_value: ArrayDict;
   output_value: ArrayDict;
   output_name: string;
-  row_names: string[];
-  title: string;
   max_display: number;
   plot: PlotPayload | Record<string, never>;
   row_order: string;
@@ -154,22 +156,10 @@ function render({ model, el }: RenderProps<TabularPlotsTraits>): () => void {
     }
   }
 
-  const events = TRAITS.map((t) => `change:${t}`);
-  for (const ev of events) model.on(ev, draw);
-  let frame = 0;
-  const observer = typeof ResizeObserver !== "undefined"
-    ? new ResizeObserver(() => {
-      cancelAnimationFrame(frame);
-      frame = requestAnimationFrame(() => { if (Math.abs(width() - lastWidth) > 8) draw(); });
-    })
-    : null;
-  observer?.observe(el);
-  draw();
+  const unbind = redrawOn(model, TRAITS, el, draw, width, () => lastWidth);
 
   return () => {
-    for (const ev of events) model.off(ev, draw);
-    observer?.disconnect();
-    cancelAnimationFrame(frame);
+    unbind();
     root.remove();
     style.remove();
   };
