@@ -159,3 +159,22 @@ def test_png_and_html_export(shap_attr, tmp_path) -> None:
     assert "TabularPlots" in page and (tmp_path / "plots.html").stat().st_size > 10_000
     p.max_display = 5
     assert len(p.plot_data("beeswarm")["labels"]) == 5 and p.plot["fold_count"] == 26
+
+
+def test_shap_explanation_input() -> None:
+    """A shap Explanation goes in as it is: tabular (one output), one row, or text (ragged token rows)."""
+    import shap
+    rng = np.random.default_rng(0)
+    e = shap.Explanation(rng.normal(size=(6, 4)), base_values=np.full(6, 0.2), data=rng.normal(size=(6, 4)),
+                         feature_names=list("abcd"))
+    w = xw.plots.waterfall(e, row=3).plot_data("waterfall")
+    assert w["total"] == pytest.approx(0.2 + e.values[3].sum()) and w["start"][-1] == pytest.approx(0.2)
+    assert xw.plots.waterfall(e[3]).table.values.shape == (1, 4)
+    with pytest.raises(InputError, match="several outputs"):
+        xw.plots.beeswarm(shap.Explanation(np.zeros((3, 4, 2)), base_values=np.zeros((3, 2))))
+    vals, data = np.empty(2, dtype=object), np.empty(2, dtype=object)
+    vals[0], vals[1] = np.array([0.1, 0.5, -0.2]), np.array([0.3, -0.1])
+    data[0], data[1] = np.array(["a ", "good ", "film"]), np.array(["bad ", "film"])
+    t = xw.plots.beeswarm(shap.Explanation(vals, base_values=np.array([0.0, 0.1]), data=data)).table
+    assert t.features == ["a", "good", "film", "bad"]
+    np.testing.assert_allclose(t.values, [[0.1, 0.5, -0.2, np.nan], [np.nan, np.nan, -0.1, 0.3]])

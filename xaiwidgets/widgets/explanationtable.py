@@ -118,8 +118,10 @@ def from_shap(e: Any) -> ExplanationTable:
     n = len(values)
     base = np.broadcast_to(np.asarray(base, dtype=np.float64).reshape(-1), (n,)).copy()
     if ragged:
+        # shap's text tokens carry their trailing whitespace ("good "): one column per word, spaces aside
         token_rows = [
-            [str(t) for t in (names[i] if names is not None and np.ndim(names[i]) else data[i])] for i in range(n)
+            [str(t).strip() for t in (names[i] if names is not None and np.ndim(names[i]) else data[i])]
+            for i in range(n)
         ]
         features, table = _vocabulary([(t, np.asarray(values[i], dtype=np.float64)) for i, t in enumerate(token_rows)])
         fv = None
