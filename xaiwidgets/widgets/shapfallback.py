@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..analysis.shapplots import heat_clip as rules_clip
 from .forcefallback import _hex
 from .htmlfallback import NEGATIVE, POSITIVE
 
@@ -92,7 +93,7 @@ def render_plots_png(plots: TabularPlots) -> bytes | None:
                 ax.legend(fontsize=7)
             ax.set_xlabel("mean |attribution|", fontsize=8)
         elif kind == "heatmap":
-            clip = max(float(np.nanmax(np.abs(d["matrix"]))), 1e-12)
+            clip = rules_clip(d["matrix"])
             ax.imshow(d["matrix"], aspect="auto", cmap="bwr", vmin=-clip, vmax=clip, interpolation="nearest")
             ax.set_yticks(np.arange(len(d["labels"])), d["labels"], fontsize=7)
             ax.set_xlabel(f"rows ({plots.row_order})", fontsize=8)
