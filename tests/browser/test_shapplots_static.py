@@ -142,6 +142,14 @@ def test_linked_selection_and_cohorts(wpage: WidgetPage) -> None:
     # decision: every path's points are the cumulative sums
     dec = plots.plot_data("decision")
     assert page.locator("polyline.xw-sp-path").count() == N
+    per_px, at0 = axis_map(wpage, "svg.xw-sp-decision")
+    lines = page.evaluate(
+        "() => Array.from(document.querySelectorAll('polyline.xw-sp-path'))"
+        ".map(p => [Number(p.dataset.row), p.getAttribute('points')])"
+    )
+    for row, points in lines:
+        xs = np.array([float(q.split(",")[0]) for q in points.split()])
+        np.testing.assert_allclose(at0 + xs * per_px, dec["paths"][row], atol=0.01 * abs(per_px))
     # click a beeswarm dot: the row is selected everywhere and its waterfall opens
     pts = page.evaluate(POINTS, "canvas.xw-sp-beeswarm")
     k = int(np.argmin(np.array(pts["value"][:N])))
@@ -167,3 +175,32 @@ def test_linked_selection_and_cohorts(wpage: WidgetPage) -> None:
     wpage.kernel_set("row", int(heat["rows"][0]))
     wpage.screenshot("shapplots_linked-dark.png")
     assert wpage.unmount(0) == 0
+
+
+def test_exported_page_links_views_without_a_kernel(chromium_browser, tmp_path) -> None:
+    """``xw.to_html``: the plots render from ``file://`` offline, and a click on a beeswarm dot opens that
+    row's waterfall (laid out in the page: no kernel behind it)."""
+    from test_html_export import OfflinePage
+
+    import xaiwidgets as xw
+
+    plots = make_plots(["beeswarm", "waterfall"], row=0)
+    path = tmp_path / "plots.html"
+    xw.to_html(plots, path, theme="dark")
+    op = OfflinePage(chromium_browser)
+    try:
+        op.open(path)
+        page = op.page
+        assert page.locator(".xw-shapplots").get_attribute("data-state") == "ok"
+        pts = page.evaluate(POINTS, "canvas.xw-sp-beeswarm")
+        k = int(np.argmax(np.array(pts["value"][:N])))
+        box = page.locator("canvas.xw-sp-beeswarm").bounding_box()
+        page.mouse.click(box["x"] + pts["x"][k], box["y"] + pts["y"][k])
+        assert page.locator("svg.xw-sp-waterfall").get_attribute("data-row") == str(k)
+        ends = page.evaluate(
+            "() => Array.from(document.querySelectorAll('polygon.xw-sp-bar')).map(p => Number(p.dataset.end))"
+        )
+        assert ends[0] == pytest.approx(plots.plot_data("waterfall", row=k)["end"][0], abs=1e-5)
+        op.assert_clean(path)
+    finally:
+        op.context.close()
