@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_server import JupyterServer
-from notebook_flow import open_and_run_all
+from notebook_flow import notebook_page
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -31,12 +31,7 @@ DOTS = """() => { const c = document.querySelector('canvas.xw-sp-beeswarm'); con
 
 
 def run_shapplots_flow(browser: Any, server: JupyterServer, path: str, prefix: str) -> dict[str, Any]:
-    context = browser.new_context(viewport={"width": 1300, "height": 1100})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        open_and_run_all(page, server, path)
+    with notebook_page(browser, server, path, f"{prefix}_shapplots", (1300, 1100)) as (page, _errors):
         page.wait_for_selector('.xw-shapplots[data-state="ok"] canvas.xw-sp-beeswarm', timeout=180_000)
         dots = page.evaluate(DOTS)
         k = max(range(30), key=lambda i: dots["value"][i])  # the largest attribution of the top feature
@@ -55,13 +50,4 @@ def run_shapplots_flow(browser: Any, server: JupyterServer, path: str, prefix: s
         end = float(text.split(f"selected [{k}] row {k} end ")[1].split()[0])
         ARTIFACTS.mkdir(exist_ok=True)
         page.locator(".xw-shapplots").screenshot(path=str(ARTIFACTS / f"{prefix}_shapplots.png"))
-        assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
         return {"row": k, "drawn_end": bars[0], "kernel_end": end}
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{prefix}_shapplots_failure.png"), full_page=True)
-        print("page errors:", errors)
-        print("server log:", server.log.read_text()[-4000:])
-        raise
-    finally:
-        context.close()
