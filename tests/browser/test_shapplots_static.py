@@ -14,7 +14,7 @@ from harness import WidgetPage
 from test_text_views_static import state_of
 
 from xaiwidgets.widgets.explanationtable import from_arrays
-from xaiwidgets.widgets.shapplots import TabularPlots
+from xaiwidgets.widgets.shapplots import VIEWS, TabularPlots
 
 pytestmark = pytest.mark.browser
 
@@ -204,3 +204,15 @@ def test_exported_page_links_views_without_a_kernel(chromium_browser, tmp_path) 
         op.assert_clean(path)
     finally:
         op.context.close()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_both_themes_are_legible(wpage: WidgetPage, theme: str) -> None:
+    """Every text of the six views reaches WCAG AA contrast (4.5:1) in JupyterLab's light and dark themes."""
+    from test_themes_static import check_legible, set_theme
+
+    plots = make_plots(list(VIEWS), cohorts=np.arange(N) % 2 == 0)
+    set_theme(wpage, theme)
+    wpage.mount("shapplots", state_of(plots))
+    check_legible(wpage, ".xw-shapplots", theme)
+    wpage.screenshot(f"shapplots_all_{theme}.png")

@@ -128,7 +128,7 @@ export function waterfallPlot(ctx: Ctx): HTMLElement {
   const top = 34;
   const height = top + w.bars.length * rowH + 48;
   const width = Math.max(420, Math.min(ctx.width, 860));
-  const x0 = LABEL_W + 10;
+  const x0 = LABEL_W + 56; // room for a negative bar's value left of it
   const x1 = width - 60;
   const out = data.output[i];
   const [lo, hi] = paddedExtent(w.bars.map((b) => b.start), w.bars.map((b) => b.end), [w.base, out]);
@@ -168,7 +168,7 @@ export function waterfallPlot(ctx: Ctx): HTMLElement {
     root.append(
       poly,
       svg("text", { class: "xw-sp-label", x: LABEL_W, y: y + hgt / 2 + 4, "text-anchor": "end", "data-feature": b.feature }, fit(label)),
-      svg("text", { class: "xw-sp-value", x: text[0], y: y + hgt / 2 + 4, "text-anchor": text[1] as string, style: `fill: ${up ? RED : BLUE}` }, signText(b.value)),
+      svg("text", { class: `xw-sp-value ${up ? "xw-sp-pos" : "xw-sp-neg"}`, x: text[0], y: y + hgt / 2 + 4, "text-anchor": text[1] as string }, signText(b.value)),
     );
   });
   axisX(root, x, lo, hi, bottom + 4, `base value E[f(X)] = ${formatValue(w.base)} (dashed) · ${ctx.outputName} (model output units)`, x0, x1);
