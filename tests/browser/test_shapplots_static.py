@@ -216,3 +216,14 @@ def test_both_themes_are_legible(wpage: WidgetPage, theme: str) -> None:
     wpage.mount("shapplots", state_of(plots))
     check_legible(wpage, ".xw-shapplots", theme)
     wpage.screenshot(f"shapplots_all_{theme}.png")
+
+
+def test_waterfall_marks_a_completeness_gap(wpage: WidgetPage) -> None:
+    """When base + sum misses the output (an IG completeness gap), the bars end at base + sum and the gap is
+    written out, never hidden."""
+    values = np.array([[0.3, -0.1, 0.05]])
+    table = from_arrays(values, 0.2, features=list("abc"), output_value=[0.6], title="integrated_gradients")
+    wpage.mount("shapplots", state_of(TabularPlots(table, views=["waterfall"])))
+    gap = wpage.page.locator(".xw-sp-gap")
+    assert float(gap.get_attribute("data-gap")) == pytest.approx(0.6 - 0.45, abs=1e-6)
+    assert "miss the output by 0.15" in gap.inner_text()
