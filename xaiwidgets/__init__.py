@@ -6,10 +6,11 @@
 >>> xw.explain(xw.demo.imagenet_classifier(), xw.demo.load_image("chelsea"))
 """
 
-from . import analysis, core, dataset, demo, featurevis, methods, metrics
+from . import analysis, core, dataset, demo, featurevis, methods, metrics, plots
 from .api import attribute
 from .core import Attribution, ImageClassifier, TabularModel, TextClassifier
 from .dataset import DatasetExplanations, explain_dataset, open_explanations
+from .plots import TabularPlots, beeswarm, waterfall
 from .widgets import (
     AnchorView,
     EvaluationView,
@@ -28,7 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnchorView", "Attribution", "DatasetExplanations", "EvaluationView", "ExplainDashboard", "FeatureGallery",
-    "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView", "TabularModel", "TextClassifier", "TokenView",
-    "__version__", "analysis", "attribute", "core", "dataset", "demo", "evaluate", "explain", "explain_dataset",
-    "featurevis", "methods", "metrics", "open_explanations", "to_html",
+    "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView", "TabularModel", "TabularPlots",
+    "TextClassifier", "TokenView", "__version__", "analysis", "attribute", "beeswarm", "core", "dataset", "demo",
+    "evaluate", "explain", "explain_dataset", "featurevis", "methods", "metrics", "open_explanations", "plots",
+    "to_html", "waterfall",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,27 @@ def failure_report(page: Any, prefix: str, errors: list[str], log: Path | None =
     print("page errors:", errors)
     if log is not None:
         print("server log:", log.read_text()[-4000:])
+
+
+@contextlib.contextmanager
+def notebook_page(
+    browser: Any, server: JupyterServer, path: str, prefix: str, viewport: tuple[int, int] = (1300, 1000)
+) -> Iterator[tuple[Any, list[str]]]:
+    """A page with the notebook ``path`` open and every cell run, and the page errors so far; afterwards no
+    error may name xaiwidgets or anywidget. On failure: :func:`failure_report`. The context is closed at the end."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        open_and_run_all(page, server, path)
+        yield page, errors
+        assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
+    except Exception:
+        failure_report(page, prefix, errors, server.log)
+        raise
+    finally:
+        context.close()
 
 
 def wait_for_canvas(page: Any, canvas: str, condition: str, arg: Any, timeout: float) -> None:
@@ -89,13 +112,7 @@ def open_and_run_all(page: Any, server: JupyterServer, path: str) -> None:
 
 def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str) -> None:
     """Open ``path`` (a notebook URL path), run all cells, check the canvas, click a class, check again."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        open_and_run_all(page, server, path)
-
+    with notebook_page(browser, server, path, prefix, (1400, 1000)) as (page, _errors):
         # the first cell imports torch, loads the model and computes: minutes on a loaded 2-core machine
         panel = '.xw-panel[data-method="saliency"]'
         page.wait_for_selector(f'{panel}[data-state="done"]', timeout=180_000)
@@ -122,9 +139,3 @@ def run_explain_flow(browser: Any, server: JupyterServer, path: str, prefix: str
         after = page.evaluate(CANVAS_STATS, canvas)
         assert after["std"] > 5 and after["hash"] != before["hash"]
         page.screenshot(path=str(ARTIFACTS / f"{prefix}_dashboard_recomputed.png"), full_page=False)
-        assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
-    except Exception:
-        failure_report(page, prefix, errors, server.log)
-        raise
-    finally:
-        context.close()

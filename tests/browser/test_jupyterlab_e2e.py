@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from lab_server import JupyterServer, start_server, write_notebook
 from notebook_flow import NOTEBOOK_CELLS, run_explain_flow
+from shapplots_flow import SHAPPLOTS_CELLS, run_shapplots_flow
 from text_views_flow import FORCE_CELLS, run_forceplot_flow
 
 pytestmark = pytest.mark.browser
@@ -40,3 +41,14 @@ def test_forceplot_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> N
     numbers = run_forceplot_flow(chromium_browser, lab, "/lab/tree/forceplot.ipynb", "jupyterlab")
     print(f"\n[forceplot in JupyterLab] red - blue = {numbers['red'] - numbers['blue']:.5f}, "
           f"end - base = {numbers['end'] - numbers['base']:.5f}, output = {numbers['output']:.5f}")
+
+
+def test_shapplots_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> None:
+    """TabularPlots from a real kernel: a beeswarm dot clicked in the page selects its row in the kernel and
+    opens its waterfall, which ends at the kernel's f(x)."""
+    lab.shutdown_sessions()
+    write_notebook(lab.root / "shapplots.ipynb", SHAPPLOTS_CELLS)
+    got = run_shapplots_flow(chromium_browser, lab, "/lab/tree/shapplots.ipynb", "jupyterlab")
+    assert abs(got["drawn_end"] - got["kernel_end"]) < 1e-4, got
+    print(f"\n[shapplots in JupyterLab] row {got['row']}: waterfall ends at {got['drawn_end']:.5f} "
+          f"(kernel {got['kernel_end']:.5f})")

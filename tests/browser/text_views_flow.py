@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_server import JupyterServer
-from notebook_flow import open_and_run_all
+from notebook_flow import notebook_page
 from playwright.sync_api import expect
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -45,12 +45,7 @@ OUTPUT_TEXT = """() => Array.from(document.querySelectorAll('.jp-OutputArea-outp
 
 def run_forceplot_flow(browser: Any, server: JupyterServer, path: str, prefix: str) -> dict[str, float]:
     """Open ``path``, run every cell, check the force plot's arrows against its axis, click an instance."""
-    context = browser.new_context(viewport={"width": 1300, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
-        open_and_run_all(page, server, path)
+    with notebook_page(browser, server, path, f"{prefix}_forceplot") as (page, _errors):
         # the first cell imports torch and computes: minutes on a loaded 2-core machine
         page.wait_for_selector('.xw-forceplot[data-state="ok"] svg.xw-force-single', timeout=180_000)
         g = page.evaluate(GEOMETRY)
@@ -86,13 +81,4 @@ def run_forceplot_flow(browser: Any, server: JupyterServer, path: str, prefix: s
         page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
         ARTIFACTS.mkdir(exist_ok=True)
         page.locator(".xw-forceplot").screenshot(path=str(ARTIFACTS / f"{prefix}_forceplot.png"))
-        assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
-        return {"red": red, "blue": blue, "end": end, "base": g["base"], "output": g["output"]}
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{prefix}_forceplot_failure.png"), full_page=True)
-        print("page errors:", errors)
-        print("server log:", server.log.read_text()[-4000:])
-        raise
-    finally:
-        context.close()
+    return {"red": red, "blue": blue, "end": end, "base": g["base"], "output": g["output"]}

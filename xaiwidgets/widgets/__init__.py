@@ -9,9 +9,10 @@ from .forceplot import ForcePlot
 from .gallery import FeatureGallery, feature_gallery
 from .heatmap import HeatmapView
 from .scrubber import ScrubberView
+from .shapplots import TabularPlots
 from .tokens import TokenView
 
 __all__ = [
     "AnchorView", "EstimateView", "EvaluationView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView",
-    "ScrubberView", "TokenView", "evaluate", "explain", "feature_gallery", "stream", "to_html",
+    "ScrubberView", "TabularPlots", "TokenView", "evaluate", "explain", "feature_gallery", "stream", "to_html",
 ]

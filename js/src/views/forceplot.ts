@@ -21,6 +21,7 @@ import { h } from "../lib/dom";
 import { formatValue } from "../lib/format";
 import { featureOrder, forceLayout, instanceOrder, placeLabels, stackBands, type Segment } from "../lib/force";
 import type { ArrayDict, RenderProps } from "../lib/model";
+import { redrawOn } from "../lib/redraw";
 import { NEGATIVE, POSITIVE, rgb } from "../lib/signed";
 import { niceTicks, svg } from "../lib/svg";
 import { attachTextStyles } from "../lib/textstyles";
@@ -387,23 +388,11 @@ function render({ model, el }: RenderProps<ForceTraits>): () => void {
     }
   }
 
-  const events = TRAITS.map((t) => `change:${t}`);
-  for (const ev of events) model.on(ev, draw);
-  let frame = 0;
-  const observer = typeof ResizeObserver !== "undefined"
-    ? new ResizeObserver(() => {
-      cancelAnimationFrame(frame);
-      frame = requestAnimationFrame(() => { if (Math.abs(width() - lastWidth) > 8) draw(); });
-    })
-    : null;
-  observer?.observe(el);
-  draw();
+  const unbind = redrawOn(model, TRAITS, el, draw, width, () => lastWidth);
 
   return () => {
-    for (const ev of events) model.off(ev, draw);
+    unbind();
     orderSelect.removeEventListener("change", onOrder);
-    observer?.disconnect();
-    cancelAnimationFrame(frame);
     root.remove();
   };
 }
