@@ -41,6 +41,13 @@ def test_top_concept_is_the_watermark_and_random_concepts_are_rejected(biased):
     assert len(r.random_concepts) == 5
     rejected = [not c.significant for c in r.random_concepts]
     assert sum(rejected) >= 4, [c.p_value for c in r.random_concepts]  # alpha = 0.01 each (the authors' code)
+    # the FeatureGallery's concepts tab carries every concept, in rank order, with at most 8 example patches
+    g = r.show()
+    payload = g.concepts
+    assert g.tab == "concepts" and [c["index"] for c in payload["concepts"]] == [c.index for c in r.concepts]
+    first = payload["concepts"][0]
+    assert first["patches"]["shape"][0] == min(8, len(top.masks)) and first["patches"]["dtype"] == "uint8"
+    assert first["p_value"] == top.p_value and len(payload["random"]) == 5
 
 
 def test_errors(biased):
