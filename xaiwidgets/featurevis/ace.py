@@ -154,7 +154,8 @@ def keep_cluster(n_members: int, n_images: int, n_total: int, min_patches: int) 
 
 
 def _patch_acts(cap: Any, layer: str, x: torch.Tensor, segments: list[tuple[int, torch.Tensor]], idx: Sequence[int],
-                pad: torch.Tensor, batch_size: int, device: torch.device, pool: bool, prog: Progress) -> torch.Tensor:
+                pad: torch.Tensor, batch_size: int, device: torch.device, pool: bool, prog: Progress,
+                label: str) -> torch.Tensor:
     """Activations ``(len(idx), D)`` at ``layer`` of the patches of ``segments[idx]`` (spatial means with
     ``pool``)."""
     idx, size, out = list(idx), (int(x.shape[2]), int(x.shape[3])), []
@@ -164,7 +165,7 @@ def _patch_acts(cap: Any, layer: str, x: torch.Tensor, segments: list[tuple[int,
             batch = torch.stack([make_patch(x[segments[k][0]], segments[k][1], pad, size) for k in part])
             cap.run(batch.to(device))
             out.append(_flat(cap.acts[layer], pool).cpu())
-            prog.update(min(a + batch_size, len(idx)), len(idx), "ace: embedding patches")
+            prog.update(min(a + batch_size, len(idx)), len(idx), label)
     return torch.cat(out)
 
 
@@ -240,7 +241,8 @@ def ace(
             )
         with preserved(module), capture(module, [layer], stop_early=False) as cap:
             module.eval()
-            emb = _patch_acts(cap, layer, x, segments, range(len(segments)), pad, batch_size, device, True, prog)
+            emb = _patch_acts(cap, layer, x, segments, range(len(segments)), pad, batch_size, device, True, prog,
+                              "ace: embedding patches")
             if target is None:
                 with torch.no_grad():
                     predicted = torch.cat([cap.run(x[a : a + batch_size].to(device)).argmax(1).cpu()
@@ -272,7 +274,8 @@ def ace(
         where[needed] = torch.arange(needed.numel())
         with preserved(module), capture(module, [layer], stop_early=False) as cap:
             module.eval()
-            acts = _patch_acts(cap, layer, x, segments, needed.tolist(), pad, batch_size, device, False, prog)
+            acts = _patch_acts(cap, layer, x, segments, needed.tolist(), pad, batch_size, device, False, prog,
+                               "ace: activations for the CAVs")
             a_random = acts[where[pool]] if pool is not None else _layer_acts(module, cap, random, batch_size, device)
             grads = _class_grads(cap, layer, x, int(target), batch_size, device)
         if a_random.shape[0] < 4:
