@@ -4,7 +4,7 @@ Run by hand: ``python benchmarks/ace.py [--images 50] [--repeats 20]``. Two work
 class with the defaults (SLIC at 15/50/80 segments, 25 clusters, 20 random runs per concept, 5 controls):
 
 - ``watermark``: the watermarked squares at 32 px and the shortcut CNN (``xaiwidgets.demo.watermark``),
-  layer ``features.4`` (16 x 16 x 16);
+  layers ``features.1`` (8 x 32 x 32) and ``features.4`` (16 x 16 x 16);
 - ``shapes``: the demo shapes CNN on 50 squares at 64 px, layer ``last_conv.bn`` (32 x 8 x 8).
 
 No peer package runs ACE (the authors' code is TensorFlow 1); the peer is scikit-learn's
@@ -75,16 +75,17 @@ def main() -> None:
     from xaiwidgets.demo.watermark import shortcut_cnn, watermarked_shapes
 
     net = shortcut_cnn(watermarked_shapes(2000, seed=10), epochs=4)
-    data = watermarked_shapes(4 * args.images, seed=11)
+    data = watermarked_shapes(6 * args.images, seed=11)
     squares = (data.images[data.labels == 1][: args.images] - 0.5) / 0.5
     shapes = make_shapes(6 * args.images, size=64, seed=3)
     workloads = [
+        ("watermark", net, squares, "features.1"),
         ("watermark", net, squares, "features.4"),
         ("shapes", shapes_classifier(), normalise(shapes.images[shapes.labels == 1][: args.images]), "last_conv.bn"),
     ]
     for name, model, images, layer in workloads:
         result, total, phases = timed_ace(model, images, layer, args.repeats)
-        print(f"{name}: {images.shape[0]} images {tuple(images.shape[1:])}, {result.n_patches} patches, "
+        print(f"{name} at {layer}: {images.shape[0]} images {tuple(images.shape[1:])}, {result.n_patches} patches, "
               f"{len(result.concepts)} concepts, total {total:.1f} s")
         for phase, seconds in phases.items():
             print(f"  {phase:32s} {seconds:6.1f} s")

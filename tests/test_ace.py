@@ -30,7 +30,7 @@ def shows_watermark(mask: torch.Tensor, region: torch.Tensor) -> bool:
 def test_top_concept_is_the_watermark_and_random_concepts_are_rejected(biased):
     net, test = biased
     squares = (test.images[test.labels == 1][:24] - 0.5) / 0.5
-    r = xw.featurevis.ace(net, squares, "features.4", n_clusters=12, n_repeats=10, progress=False)
+    r = xw.featurevis.ace(net, squares, "features.1", n_clusters=12, n_repeats=10, progress=False)
     assert r.target == 1 and r.n_images == 24 and r.n_patches > 24 * 10
     top = r.top()
     share = sum(shows_watermark(m, test.region) for m in top.masks) / len(top.masks)

@@ -274,9 +274,8 @@ def sampled_rows(variant: str, m: int, n: int, subset: Sequence[int]) -> int:
 class QII(FeatureMethod):
     """Quantitative Input Influence of features (segments, columns or words); see the module docstring."""
 
-    name = "qii"
+    name, reference = "qii", "Datta, Sen & Zick 2016, IEEE S&P, doi:10.1109/SP.2016.42"
     modalities = ("image", "tabular", "text")
-    reference = "Datta, Sen & Zick 2016, IEEE S&P, doi:10.1109/SP.2016.42"
     defaults: ClassVar[dict[str, Any]] = {
         "variant": "shapley",
         "quantity": "score",
