@@ -52,6 +52,8 @@ ORACLES: dict[str, tuple[str, str]] = {
         "5 std. errors / 1e-5; tabular 1e-6",
     ),
     "shapley_sampling": ("converges to `exact_shapley`", "error shrinks ~1/sqrt(n)"),
+    "qii": ("brute-force definitions (all redraws, sets, orderings); `exact_shapley` on the same game",
+            "1e-10 (float64); sampling: 4.5 std. errors"),
     "exact_shapley": ("Shapley axioms (hypothesis), the 2-player game; definition on text/tabular games", "exact"),
     "lrp_epsilon": ("zennit `Epsilon`", "<= 1e-4 x max"),
     "lrp_gamma": ("zennit `Gamma` (mapped parameter)", "<= 1e-4 x max"),

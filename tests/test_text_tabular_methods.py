@@ -407,7 +407,7 @@ def test_registry_modalities_match_what_runs(table, rows):
     from xaiwidgets.methods.modalities import TEXT_METHODS
 
     text = {r["name"] for r in xw.methods.available(modality="text")}
-    assert text == {*TEXT_METHODS, "anchors", "attention_rollout", "transformer_relevance"}
+    assert text == {*TEXT_METHODS, "anchors", "attention_rollout", "transformer_relevance", "qii"}
     assert "rise" not in {r["name"] for r in xw.methods.available(modality="tabular")}
     with pytest.raises(ParameterError, match="does not explain table rows"):
         xw.attribute(table, rows, "rise")

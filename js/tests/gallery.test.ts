@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { getLUT } from "../src/lib/colormaps";
 import {
-  activationValue, cellAt, colourMap, curveIndex, decodeActivations, decodeDetail, decodeStack, dissectionRows,
-  gridLayout, type DetailPayload,
+  activationValue, cellAt, colourMap, conceptCards, curveIndex, decodeActivations, decodeDetail, decodeStack,
+  dissectionRows, formatP, gridLayout, isConcepts, type DetailPayload,
 } from "../src/lib/gallery";
 import type { ArrayDict } from "../src/lib/model";
 
@@ -104,5 +104,25 @@ describe("gallery payloads", () => {
     expect(rows[0].iou).toBeCloseTo(0.5);
     expect(() => dissectionRows({ layer: "l", concepts: ["a"], quantile: 0.9, iou: dict("float32", [1, 2], [0, 0]), thresholds: dict("float32", [1], [0]) }))
       .toThrow(/units, 1/);
+  });
+
+  it("decodes ACE concept cards in the kernel's order and checks patches against image indices", () => {
+    const test = { score: 1, p_value: 0.0004, significant: true, n_members: 9, n_images: 9 };
+    const payload = {
+      layer: "features.4", target: 1, target_label: "square", alpha: 0.01, n_images: 24,
+      concepts: [
+        { ...test, index: 6, patches: dict("uint8", [2, 1, 1, 3], [1, 2, 3, 4, 5, 6]), images: dict("int32", [2], [3, 17]) },
+        { ...test, index: 2, significant: false, patches: dict("uint8", [1, 1, 1, 3], [7, 8, 9]), images: dict("int32", [1], [0]) },
+      ],
+      random: [{ ...test, index: -1, significant: false, p_value: 0.4 }],
+    };
+    expect(isConcepts(payload)).toBe(true);
+    expect(isConcepts({})).toBe(false);
+    const cards = conceptCards(payload);
+    expect(cards.map((c) => [c.index, c.images, c.patches.length, c.significant])).toEqual([[6, [3, 17], 2, true], [2, [0], 1, false]]);
+    expect(Array.from(cards[0].patches[1].rgba)).toEqual([4, 5, 6, 255]);
+    const bad = { ...payload, concepts: [{ ...payload.concepts[0], images: dict("int32", [1], [3]) }] };
+    expect(() => conceptCards(bad)).toThrow(/2 patches but 1 image/);
+    expect([formatP(0.0004), formatP(0.25)]).toEqual(["p = 4.0e-4", "p = 0.25"]);
   });
 });

@@ -1,5 +1,6 @@
 """Feature visualisation: activation maximisation, top activating patches, activation grids, network
-dissection and concept activation vectors (TCAV). Uses core only; results feed the FeatureGallery widget.
+dissection, concept activation vectors (TCAV) and automatic concept discovery (ACE). Uses core only;
+results feed the FeatureGallery widget.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import objectives, param, regularizers, transforms
+from .ace import ACEResult, Concept, ace
 from .activations import activation_grid, activations
 from .dissect import Dissection, dissect
 from .objectives import (
@@ -31,10 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..widgets.gallery import FeatureGallery
 
 __all__ = [
-    "Dissection", "FeatureVis", "ImageParam", "Objective", "TCAVResult", "TopPatches", "activation_grid",
-    "activations", "channel", "channel_objectives", "class_logit", "direction", "dissect", "diversity",
-    "fft_image", "gallery", "image_param", "layer", "maximize", "neuron", "objectives", "param", "pixel_image",
-    "receptive_field", "regularizers", "tcav", "top_patches", "top_patches_per_channel", "transforms",
+    "ACEResult", "Concept", "Dissection", "FeatureVis", "ImageParam", "Objective", "TCAVResult", "TopPatches", "ace",
+    "activation_grid", "activations", "channel", "channel_objectives", "class_logit", "direction", "dissect",
+    "diversity", "fft_image", "gallery", "image_param", "layer", "maximize", "neuron", "objectives", "param",
+    "pixel_image", "receptive_field", "regularizers", "tcav", "top_patches", "top_patches_per_channel", "transforms",
 ]
 
 

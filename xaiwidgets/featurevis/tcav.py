@@ -11,10 +11,10 @@ t-test, to the scores of random-vs-random CAVs (the null).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..core.batching import chunk_ranges
@@ -50,24 +50,143 @@ def _check_images(name: str, x: object) -> torch.Tensor:
     return x
 
 
-def _layer_acts(module, cap, x: torch.Tensor, batch_size: int, device) -> torch.Tensor:
+def _flat(t: torch.Tensor, pool: bool) -> torch.Tensor:
+    """``(N, D)`` from a layer output; ``pool`` averages a ``(N, C, h, w)`` map over space first."""
+    return (t.mean((2, 3)) if pool and t.dim() == 4 else t.flatten(1)).float()
+
+
+def _layer_acts(module, cap, x: torch.Tensor, batch_size: int, device, pool: bool = False) -> torch.Tensor:
     out = []
     with torch.no_grad():
         for a, b in chunk_ranges(x.shape[0], batch_size):
             cap.run(x[a:b].to(device))
-            out.append(next(iter(cap.acts.values())).flatten(1).float())
+            out.append(_flat(next(iter(cap.acts.values())), pool))
     return torch.cat(out)
 
 
-def fit_cav(pos: torch.Tensor, neg: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, float]:
-    """Unit normal of a logistic-regression boundary from ``neg`` to ``pos`` and its training accuracy."""
-    from sklearn.linear_model import LogisticRegression
+def _class_grads(cap, layer: object, inputs: torch.Tensor, target: int, batch_size: int, device,
+                 pool: bool = False) -> torch.Tensor:
+    """Gradients ``(N, D)`` of the ``target`` logit at ``layer``; ``pool`` sums a ``(N, C, h, w)`` gradient
+    over space (the directional derivative along a spatially constant direction in channel space)."""
+    grads = []
+    for a, b in chunk_ranges(inputs.shape[0], batch_size):
+        x = inputs[a:b].to(device).requires_grad_(True)
+        scores = scores_from_output(cap.run(x), b - a)
+        if not 0 <= target < scores.shape[1]:
+            raise ParameterError(f"target {target} is out of range: the model has {scores.shape[1]} outputs")
+        (g,) = torch.autograd.grad(scores[:, target].sum(), cap.acts[layer])
+        grads.append((g.sum((2, 3)) if pool and g.dim() == 4 else g.flatten(1)).float())
+    return torch.cat(grads).cpu()
 
-    x = torch.cat([pos, neg]).double().cpu().numpy()
-    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    clf = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(x, y)
-    w = torch.as_tensor(clf.coef_[0], dtype=torch.float32)
-    return w / w.norm().clamp_min(1e-12), float(clf.score(x, y))
+
+def logistic_regression(x: torch.Tensor, y: torch.Tensor, c: float = 1.0, tol: float = 1e-10,
+                        max_iter: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w, b)`` minimising ``||w||^2 / 2 + c * sum log(1 + exp(-s_i (w . x_i + b)))`` with ``s_i = 2 y_i - 1``
+    (scikit-learn's ``LogisticRegression(C=c)``: the intercept is not penalised), by Newton's method in
+    float64 (the objective is strictly convex; a few iterations)."""
+    x = x.double()
+    n, d = x.shape
+    a = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], 1)
+    s = 2.0 * y.double() - 1.0
+    theta = torch.zeros(d + 1, dtype=torch.float64)
+    penalty = torch.ones(d + 1, dtype=torch.float64)
+    penalty[-1] = 0.0
+    for _ in range(max_iter):
+        margin = s * (a @ theta)
+        p = torch.sigmoid(-margin)  # d loss / d margin = -p
+        grad = penalty * theta - c * a.T @ (s * p)
+        if float(grad.abs().max()) < tol:
+            break
+        weight = c * p * (1 - p)
+        hess = a.T @ (a * weight[:, None]) + torch.diag(penalty) + 1e-12 * torch.eye(d + 1, dtype=torch.float64)
+        step = torch.linalg.solve(hess, grad)
+        t = 1.0  # backtracking keeps each step a descent step
+        obj = 0.5 * (penalty * theta) @ theta + c * torch.nn.functional.softplus(-margin).sum()
+        while t > 1e-8:
+            new = theta - t * step
+            m2 = s * (a @ new)
+            if 0.5 * (penalty * new) @ new + c * torch.nn.functional.softplus(-m2).sum() <= obj:
+                break
+            t *= 0.5
+        theta = new
+    return theta[:-1], theta[-1]
+
+
+def fit_cav(pos: torch.Tensor, neg: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """Unit normal of a logistic-regression boundary (L2, ``C=1``) from ``neg`` to ``pos`` and its training
+    accuracy. ``seed`` is unused (the fit is deterministic); kept for callers.
+
+    With more dimensions than examples the regression runs in the examples' span (``X = U S V'``, fit on
+    ``U S``, ``w = V w' = X' U S^-1 w'``, from the eigendecomposition of the Gram matrix ``X X'``): the
+    L2-penalised optimum lies in that span and the change of basis preserves the penalty, so the solution is
+    the same, at the cost of an ``n x n`` problem instead of ``n x D``.
+    """
+    x = torch.cat([pos, neg]).double().cpu()
+    y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).double()
+    if x.shape[1] > x.shape[0]:
+        evals, u = torch.linalg.eigh(x @ x.T)
+        keep = evals > evals.max() * 1e-12
+        sv = evals[keep].sqrt()
+        z = u[:, keep] * sv  # U S
+        wz, b = logistic_regression(z, y)
+        w = x.T @ (u[:, keep] @ (wz / sv))
+        pred = z @ wz + b
+    else:
+        w, b = logistic_regression(x, y)
+        pred = x @ w + b
+    acc = float(((pred > 0).double() == y).double().mean())
+    w = w.float()
+    return w / w.norm().clamp_min(1e-12), acc
+
+
+def random_sets(n_random: int, size: int, n_repeats: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each repeat two disjoint random index sets of ``size`` out of ``n_random`` (the negatives, and the
+    positives of the random-vs-random CAV)."""
+    gen = torch.Generator().manual_seed(seed)
+    perms = [torch.randperm(n_random, generator=gen) for _ in range(n_repeats)]
+    return [(p[:size], p[size : 2 * size]) for p in perms]
+
+
+def cav_scores(
+    a_pos: torch.Tensor | None, a_random: torch.Tensor, sets: list[tuple[torch.Tensor, torch.Tensor]],
+    grads: torch.Tensor, seed: int = 0, progress: Progress | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(scores, cavs, accuracies)`` over the repeats: the CAV of ``a_pos`` (None: each repeat's second
+    random set, the null) against each repeat's first random set, scored as the fraction of ``grads``
+    (``(n, D)`` gradients of the class logit) with a positive directional derivative."""
+    scores, cavs, accs = [], [], []
+    for r, (neg, pos) in enumerate(sets):
+        cav, acc = fit_cav(a_random[pos] if a_pos is None else a_pos, a_random[neg], seed + r)
+        scores.append(float((grads @ cav > 0).float().mean()))
+        cavs.append(cav)
+        accs.append(acc)
+        if progress is not None:
+            progress.update(r + 1, len(sets), "tcav")
+    return torch.tensor(scores), torch.stack(cavs), torch.tensor(accs)
+
+
+def t_test(scores: torch.Tensor, random_scores: torch.Tensor) -> float:
+    """Two-sided p-value of the t-test between a concept's and the random CAVs' scores (1 when identical)."""
+    from scipy.stats import ttest_ind
+
+    sc, sr = scores, random_scores
+    if torch.equal(sc, sr) or (sc.std() == 0 and sr.std() == 0 and sc[0] == sr[0]):
+        return 1.0
+    with warnings.catch_warnings():  # nearly constant scores: scipy warns of precision loss, p stays valid
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(ttest_ind(sc.tolist(), sr.tolist()).pvalue)
+
+
+def tcav_test(
+    a_concept: torch.Tensor, a_random: torch.Tensor, grads: torch.Tensor, *, n_repeats: int, seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """The repeated test on activations: ``(scores, random_scores, cavs, accuracies, p_value)``; each repeat
+    uses two disjoint random sets of ``min(len(a_concept), len(a_random) // 2)`` (:func:`random_sets`)."""
+    sets = random_sets(a_random.shape[0], min(a_concept.shape[0], a_random.shape[0] // 2), n_repeats, seed)
+    sc, cavs, accs = cav_scores(a_concept, a_random, sets, grads, seed, progress)
+    sr, _, _ = cav_scores(None, a_random, sets, grads, seed)
+    return sc, sr, cavs, accs, t_test(sc, sr)
 
 
 def tcav(
@@ -81,8 +200,6 @@ def tcav(
     draws two disjoint sets of ``min(len(concept), len(random) // 2)`` (one for the concept CAV, one for
     the random-vs-random null CAV); ``inputs``: examples of the class.
     """
-    from scipy.stats import ttest_ind
-
     module, _ = resolve_model(model)
     concept, random, inputs = (_check_images(n, v) for n, v in
                                (("concept", concept), ("random", random), ("inputs", inputs)))
@@ -98,36 +215,11 @@ def tcav(
         module.eval()
         a_concept = _layer_acts(module, cap, concept, batch_size, device)
         a_random = _layer_acts(module, cap, random, batch_size, device)
-        grads = []
-        for a, b in chunk_ranges(inputs.shape[0], batch_size):
-            x = inputs[a:b].to(device).requires_grad_(True)
-            scores = scores_from_output(cap.run(x), b - a)
-            if not 0 <= target < scores.shape[1]:
-                raise ParameterError(f"target {target} is out of range: the model has {scores.shape[1]} outputs")
-            (g,) = torch.autograd.grad(scores[:, target].sum(), cap.acts[layer])
-            grads.append(g.flatten(1).float())
-        grads = torch.cat(grads).cpu()
-    gen = torch.Generator().manual_seed(seed)
-    m = min(concept.shape[0], random.shape[0] // 2)
-    scores_c, scores_r, cavs, accs = [], [], [], []
-    for r in range(n_repeats):
-        perm = torch.randperm(random.shape[0], generator=gen)
-        set_a, set_b = a_random[perm[:m]], a_random[perm[m : 2 * m]]
-        cav, acc = fit_cav(a_concept, set_a, seed + r)
-        null_cav, _ = fit_cav(set_b, set_a, seed + r)
-        scores_c.append(float((grads @ cav > 0).float().mean()))
-        scores_r.append(float((grads @ null_cav > 0).float().mean()))
-        cavs.append(cav)
-        accs.append(acc)
-        prog.update(r + 1, n_repeats, "tcav")
+        grads = _class_grads(cap, layer, inputs, target, batch_size, device)
+    sc, sr, cavs, accs, p = tcav_test(a_concept, a_random, grads, n_repeats=n_repeats, seed=seed, progress=prog)
     prog.close()
-    sc, sr = torch.tensor(scores_c), torch.tensor(scores_r)
-    if torch.equal(sc, sr) or (sc.std() == 0 and sr.std() == 0 and sc[0] == sr[0]):
-        p = 1.0
-    else:
-        p = float(ttest_ind(scores_c, scores_r).pvalue)
     name = layer if isinstance(layer, str) else type(layer).__name__
     return TCAVResult(
         score=float(sc.mean()), scores=sc, random_scores=sr, p_value=p, significant=p < alpha,
-        cavs=torch.stack(cavs), accuracies=torch.tensor(accs), layer=name, target=target,
+        cavs=cavs, accuracies=accs, layer=name, target=target,
     )

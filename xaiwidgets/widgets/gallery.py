@@ -161,6 +161,34 @@ def dissection_payload(result: fv.Dissection) -> dict[str, Any]:
     }
 
 
+CONCEPT_PATCHES = 8  # example patches shown per concept (the nearest to the cluster centre)
+
+
+def concepts_payload(result: fv.ACEResult, display: Display | None = None, labels: Sequence[str] | None = None
+                     ) -> dict[str, Any]:
+    """The ``concepts`` trait: each ACE concept's example patches (uint8, at most ``THUMB_SIDE`` px), source
+    images, TCAV score and t-test, and the random controls' tests."""
+    shown = [c.patches[:CONCEPT_PATCHES] for c in result.concepts]
+    display = display or display_function(None, torch.cat(shown))
+
+    def test(c: fv.Concept) -> dict[str, Any]:
+        return {"index": int(c.index), "score": float(c.score), "p_value": float(c.p_value),
+                "significant": bool(c.significant), "n_members": int(c.n_members), "n_images": int(c.n_images)}
+
+    target = int(result.target)
+    return {
+        "layer": result.layer,
+        "target": target,
+        "target_label": labels[target] if labels and 0 <= target < len(labels) else f"class {target}",
+        "alpha": float(result.params.get("alpha", 0.01)),
+        "n_images": int(result.n_images),
+        "concepts": [{**test(c), "patches": array_payload(_fit(display(p), THUMB_SIDE)),
+                      "images": array_payload(c.images[:CONCEPT_PATCHES], "int32")}
+                     for c, p in zip(result.concepts, shown)],
+        "random": [test(c) for c in result.random_concepts],
+    }
+
+
 # ----- the widget ------------------------------------------------------------------------------------
 
 
@@ -170,8 +198,8 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
 
     _esm = esm("gallery")
     _bundle_name = "gallery"
-    _held = ("result", "patches", "dissection_result", "_images", "_maps", "_module", "_display", "_frames",
-             "_history", "_shown")
+    _held = ("result", "patches", "dissection_result", "concept_result", "_images", "_maps", "_module", "_display",
+             "_frames", "_history", "_shown")
 
     layer = traitlets.Unicode("").tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
@@ -186,6 +214,7 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
     thumbnails = traitlets.Dict().tag(sync=True)
     activations = traitlets.Dict().tag(sync=True)
     dissection = traitlets.Dict().tag(sync=True)
+    concepts = traitlets.Dict().tag(sync=True)
     tab = traitlets.Unicode("features").tag(sync=True)
     phase = traitlets.Unicode("").tag(sync=True)
 
@@ -196,6 +225,7 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
         #: ``{channel: TopPatches}``
         self.patches: dict[int, fv.TopPatches] = {}
         self.dissection_result: fv.Dissection | None = None
+        self.concept_result: fv.ACEResult | None = None
         self._frames: list[np.ndarray] = []
         self._frame_steps: list[int] = []
         self._history: list[torch.Tensor] = []
@@ -249,6 +279,22 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
             view.dissection = dissection_payload(dissection)
         view.title = f"{layer or vis.objective} · {len(channels)} channels"
         return view
+
+    @classmethod
+    def from_concepts(cls, result: fv.ACEResult, *, display: Display | None = None,
+                      labels: Sequence[str] | None = None) -> FeatureGallery:
+        """A gallery opened on the "concepts" tab of an :func:`~xaiwidgets.featurevis.ace` result."""
+        view = cls(layer=result.layer, channels=[])
+        view.set_concepts(result, display=display, labels=labels)
+        view.title = f"{result.layer} · {len(result.concepts)} concepts"
+        return view
+
+    def set_concepts(self, result: fv.ACEResult, *, display: Display | None = None,
+                     labels: Sequence[str] | None = None) -> None:
+        """Show an :func:`~xaiwidgets.featurevis.ace` result in the "concepts" tab (and switch to it)."""
+        self.concept_result = result
+        self.concepts = concepts_payload(result, display, labels)
+        self.tab = "concepts"
 
     # ----- requests from the browser and control
     @handles("select", reply=True)
@@ -354,6 +400,8 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
 
     def _fallback_png(self) -> bytes | None:
         t = self.tiles
+        if (not t or not t.get("shape")) and self.concepts.get("concepts"):
+            return self._concepts_png()
         if not t or not t.get("shape"):
             return None
         # a bare Figure renders to PNG without pyplot; matplotlib.use() here would switch the notebook's own
@@ -377,6 +425,28 @@ class FeatureGallery(CancellableJob, PngFallbackWidget):
                 ax.set_title(label, fontsize=8)
         if self.title:
             fig.suptitle(self.title, fontsize=9)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        return buf.getvalue()
+
+
+    def _concepts_png(self) -> bytes:
+        """The static fallback of a concepts-only gallery: a row of example patches per concept."""
+        from matplotlib.figure import Figure
+
+        rows = self.concepts["concepts"][:6]
+        fig = Figure(figsize=(1.0 * CONCEPT_PATCHES, 1.2 * len(rows) + 0.3), dpi=80)
+        axes = fig.subplots(len(rows), CONCEPT_PATCHES, squeeze=False)
+        for r, c in enumerate(rows):
+            d = c["patches"]
+            patches = np.frombuffer(d["data"], np.uint8).reshape(d["shape"])
+            for k, ax in enumerate(axes[r]):
+                ax.axis("off")
+                if k < len(patches):
+                    ax.imshow(patches[k])
+            axes[r][0].set_title(f"concept {c['index']} · TCAV {c['score']:.2f} · p={c['p_value']:.2g}",
+                                 fontsize=8, loc="left")
+        fig.suptitle(self.title, fontsize=9)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
         return buf.getvalue()

@@ -46,6 +46,25 @@ export interface DissectionPayload {
   quantile: number;
 }
 
+export interface ConceptTest {
+  index: number;
+  score: number;
+  p_value: number;
+  significant: boolean;
+  n_members: number;
+  n_images: number;
+}
+
+export interface ConceptsPayload {
+  layer: string;
+  target: number;
+  target_label: string;
+  alpha: number;
+  n_images: number;
+  concepts: (ConceptTest & { patches: ArrayDict; images: ArrayDict })[];
+  random: ConceptTest[];
+}
+
 type Empty = Record<string, never>;
 
 export interface GalleryTraits extends JobTraits {
@@ -62,6 +81,7 @@ export interface GalleryTraits extends JobTraits {
   thumbnails: ThumbnailsPayload | Empty;
   activations: ActivationsPayload | Empty;
   dissection: DissectionPayload | Empty;
+  concepts: ConceptsPayload | Empty;
   tab: string;
   phase: string;
 }
@@ -253,4 +273,33 @@ export function dissectionRows(p: DissectionPayload): DissectionRow[] {
     rows.push({ unit: u, best, iou: concepts ? values[best] : 0, values });
   }
   return rows.sort((a, b) => b.iou - a.iou || a.unit - b.unit);
+}
+
+export function isConcepts(x: unknown): x is ConceptsPayload {
+  if (!x || typeof x !== "object") return false;
+  const d = x as Partial<ConceptsPayload>;
+  return Array.isArray(d.concepts) && Array.isArray(d.random);
+}
+
+export interface ConceptCard extends ConceptTest {
+  patches: RGBAImage[];
+  images: number[];
+}
+
+/** Each concept's example patches and source-image indices, in the kernel's order (its ranking). */
+export function conceptCards(p: ConceptsPayload): ConceptCard[] {
+  return p.concepts.map((c) => {
+    const patches = decodeStack(c.patches);
+    const images = decodeNumbers(c.images);
+    if (images.length !== patches.length) {
+      throw new Error(`xaiwidgets: concept ${c.index} has ${patches.length} patches but ${images.length} image indices`);
+    }
+    const { patches: _p, images: _i, ...test } = c;
+    return { ...test, patches, images };
+  });
+}
+
+/** "p = 0.0012" with 2 significant digits (scientific below 1e-3). */
+export function formatP(p: number): string {
+  return p < 1e-3 ? `p = ${p.toExponential(1)}` : `p = ${p.toPrecision(2)}`;
 }

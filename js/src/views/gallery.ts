@@ -1,9 +1,9 @@
 // FeatureGallery: a grid of visualised channels; a click opens the channel's optimisation scrubber and
-// its top activating patches side by side; an activation-grid tab and a dissection tab
-// (docs/widget-protocol.md, "FeatureGallery").
+// its top activating patches side by side; an activation-grid tab, a dissection tab and a concepts tab
+// (ACE; docs/widget-protocol.md, "FeatureGallery").
 //
 // Selectors (stable, used by tests):
-//   .xw-gallery                      root; data-tab = features | activations | dissection,
+//   .xw-gallery                      root; data-tab = features | activations | dissection | concepts,
 //                                    data-status = idle | running | done | cancelled | error, data-selected = channel or -1
 //   .xw-title  .xw-progress[role=progressbar]  .xw-status  button.xw-cancel (sends {type: "cancel", id})
 //   button.xw-tab[data-tab]          tab switch (writes the `tab` trait); aria-selected on the active one
@@ -21,12 +21,15 @@
 //                                    .xw-act-info (hovered channel)
 //   table.xw-dissection              tr[data-unit] rows sorted by best IoU; td.xw-iou cells; .xw-in-gallery rows
 //                                    are clickable (select that channel)
+//   .xw-concepts > .xw-concept-card[data-concept][data-significant]  one per ACE concept, in rank order:
+//                                    .xw-concept-head (TCAV score, p-value), canvas.xw-concept-patch[data-image];
+//                                    .xw-concept-random: the random controls' tests
 import { h } from "../lib/dom";
 import { formatValue } from "../lib/format";
 import { nextFrame, resolveFrame } from "../lib/frames";
 import {
   activationLUT, activationValue, cellAt, colourMap, curveIndex, decodeActivations, decodeDetail, decodeNumbers,
-  decodeStack, dissectionRows, gridLayout, isActivations, isDetail, isDissection,
+  conceptCards, decodeStack, dissectionRows, formatP, gridLayout, isActivations, isConcepts, isDetail, isDissection,
   type Activations, type Detail, type GalleryTraits, type GridLayout,
 } from "../lib/gallery";
 import type { RGBAImage } from "../lib/image";
@@ -93,12 +96,18 @@ table.xw-dissection { border-collapse: collapse; font-size: 12px; font-variant-n
 .xw-dissection tr.xw-in-gallery { cursor: pointer; }
 .xw-dissection tr.xw-in-gallery td:first-child { color: var(--xw-accent); font-weight: 600; }
 .xw-dissection tr.xw-selected td { outline: 1px solid var(--xw-accent); }
+.xw-concepts { display: flex; flex-direction: column; gap: 8px; max-height: 460px; overflow: auto; }
+.xw-concept-card { border: 1px solid var(--xw-border); border-radius: 4px; padding: 6px; }
+.xw-concept-card[data-significant="false"] { opacity: .6; }
+.xw-concept-head { font-size: 12px; margin-bottom: 4px; font-variant-numeric: tabular-nums; }
+.xw-concept-patches { display: flex; gap: 3px; flex-wrap: wrap; }
+.xw-concept-patch { width: 56px; height: 56px; image-rendering: pixelated; border-radius: 2px; }
 `;
 
 const FPS = 8;
 
-type TabName = "features" | "activations" | "dissection";
-const TABS: TabName[] = ["features", "activations", "dissection"];
+type TabName = "features" | "activations" | "dissection" | "concepts";
+const TABS: TabName[] = ["features", "activations", "dissection", "concepts"];
 
 function canvasOf(image: RGBAImage, className: string, label: string): HTMLCanvasElement {
   const c = h("canvas", className, { role: "img", "aria-label": label });
@@ -161,11 +170,15 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
   const dissectionPane = h("div", "xw-pane", { "data-pane": "dissection" }, [
     dissNote, h("div", "xw-dissection-wrap", {}, [dissTable]),
   ]);
+  const conceptNote = h("div", "xw-note xw-wide");
+  const conceptList = h("div", "xw-concepts");
+  const conceptRandom = h("div", "xw-note xw-wide xw-concept-random");
+  const conceptsPane = h("div", "xw-pane", { "data-pane": "concepts" }, [conceptNote, conceptList, conceptRandom]);
   const error = h("div", "xw-error");
   const root = h("div", "xw-widget xw-gallery", {}, [
     h("div", "xw-topbar", {}, [title, job.el]),
     h("div", "xw-tabs", { role: "tablist" }, [...tabButtons.values()]),
-    featuresPane, activationsPane, dissectionPane, error,
+    featuresPane, activationsPane, dissectionPane, conceptsPane, error,
   ]);
   job.mark(root);
   el.append(root);
@@ -193,13 +206,14 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
     const ok = new Set<TabName>(["features"]);
     if (isActivations(model.get("activations"))) ok.add("activations");
     if (isDissection(model.get("dissection"))) ok.add("dissection");
+    if (isConcepts(model.get("concepts"))) ok.add("concepts");
     return ok;
   }
 
   function renderTab(): void {
     const ok = availableTabs();
     let tab = (model.get("tab") ?? "features") as TabName;
-    if (!ok.has(tab)) tab = "features";
+    if (!ok.has(tab)) tab = ok.has("concepts") && !model.get("channels")?.length ? "concepts" : "features";
     for (const [name, button] of tabButtons) {
       button.disabled = !ok.has(name);
       button.setAttribute("aria-selected", String(name === tab));
@@ -207,6 +221,7 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
     featuresPane.hidden = tab !== "features";
     activationsPane.hidden = tab !== "activations";
     dissectionPane.hidden = tab !== "dissection";
+    conceptsPane.hidden = tab !== "concepts";
     root.dataset.tab = tab;
   }
 
@@ -569,6 +584,44 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
   };
   dissTable.addEventListener("click", onTableClick);
 
+  // --- concepts (ACE) --------------------------------------------------------------------------------
+  function renderConcepts(): void {
+    const p = model.get("concepts");
+    conceptList.replaceChildren();
+    conceptRandom.textContent = "";
+    if (!isConcepts(p)) {
+      renderTab();
+      return;
+    }
+    try {
+      conceptNote.textContent = `${p.layer}: concepts discovered in ${p.n_images} images of ${p.target_label} (ACE, ` +
+        `Ghorbani et al. 2019), ranked by TCAV score; significant when the t-test against random CAVs gives p < ${p.alpha}.`;
+      for (const c of conceptCards(p)) {
+        const head = h("div", "xw-concept-head", {}, [
+          `concept ${c.index} · TCAV ${c.score.toFixed(2)} · ${formatP(c.p_value)} ` +
+          `${c.significant ? "✓ significant" : "✗ not significant"} · ${c.n_members} patches from ${c.n_images} images`,
+        ]);
+        const strip = h("div", "xw-concept-patches", {}, c.patches.map((img, k) => {
+          const cv = canvasOf(img, "xw-concept-patch", `patch from image ${c.images[k]}`);
+          cv.dataset.image = String(c.images[k]);
+          cv.title = `image ${c.images[k]}`;
+          return cv;
+        }));
+        conceptList.append(h("div", "xw-concept-card", {
+          "data-concept": c.index, "data-significant": String(c.significant),
+        }, [head, strip]));
+      }
+      const rejected = p.random.filter((r) => !r.significant).length;
+      conceptRandom.textContent = p.random.length
+        ? `random controls (random patches): ${rejected} of ${p.random.length} rejected (` +
+          p.random.map((r) => formatP(r.p_value)).join(", ") + ")"
+        : "";
+    } catch (e) {
+      showError(e);
+    }
+    renderTab();
+  }
+
   // --- job, title, tabs -----------------------------------------------------------------------------
   const onTabClick = (ev: Event): void => {
     const b = (ev.target as Element).closest<HTMLButtonElement>(".xw-tab");
@@ -598,6 +651,7 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
     ["change:thumbnails", renderThumbs],
     ["change:activations", renderActivations],
     ["change:dissection", renderDissection],
+    ["change:concepts", renderConcepts],
     ["change:tab", renderTab],
     ["change:title", renderTitle],
   ];
@@ -609,6 +663,7 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
   renderThumbs();
   renderActivations();
   renderDissection();
+  renderConcepts();
   renderDetail();
   renderTab();
   stop();
