@@ -33,8 +33,7 @@ import torch
 
 from ..core.attribution import Attribution
 from ..core.errors import InputError, ModelError, ParameterError
-from ..core.progress import Progress, as_progress
-from ..core.state import preserved
+from ..core.progress import Progress
 from ..core.tabular import TabularModel
 from ..core.targets import TargetLike, resolve_target
 from ..core.text import REPLACEMENTS, Encoding, TextClassifier
@@ -496,7 +495,6 @@ class Anchors(Method):
 
     name = "anchors"
     family = "perturbation"
-    modalities = ("text", "tabular")
     reference = "Ribeiro, Singh & Guestrin 2018, Anchors: High-Precision Model-Agnostic Explanations (AAAI)"
     defaults: ClassVar[dict[str, Any]] = {
         "threshold": 0.95,
@@ -520,7 +518,7 @@ class Anchors(Method):
     default_reduce = "none"
     signed = False
 
-    def _check(self, p: dict[str, Any]) -> None:
+    def validate(self, inputs: Any, p: dict[str, Any]) -> None:
         require(0 < p["threshold"] < 1, f"threshold must be in (0, 1), got {p['threshold']!r}")
         require(0 < p["delta"] < 1, f"delta must be in (0, 1), got {p['delta']!r}")
         require(0 < p["epsilon"] < 1, f"epsilon (tau) must be in (0, 1), got {p['epsilon']!r}")
@@ -538,26 +536,22 @@ class Anchors(Method):
         )
         require(p["seed"] is None or isinstance(p["seed"], int), f"seed must be an integer or None, got {p['seed']!r}")
 
-    def attribute(
-        self, inputs: Any, target: TargetLike = None, *, progress: Progress | bool | None = None, **params: Any
+    def explain_text(
+        self, classifier: TextClassifier, inputs: Any, target: TargetLike, params: dict[str, Any], progress: Progress
     ) -> Attribution:
-        """Anchors of each input for ``target`` (None: the predicted class). See the class docstring."""
+        """Anchors of a text or a list of texts (see the class docstring)."""
+        return self._text(classifier, inputs, target, self._checked(params), progress)
+
+    def explain_tabular(
+        self, model: TabularModel, inputs: Any, target: TargetLike, params: dict[str, Any], progress: Progress
+    ) -> Attribution:
+        """Anchors of rows ``(N, d)`` (see the class docstring)."""
+        return self._tabular(model, inputs, target, self._checked(params), progress)
+
+    def _checked(self, params: dict[str, Any]) -> dict[str, Any]:
         p = self.resolve_params(params)
-        self._check(p)
-        adapter = self.model
-        tracker = as_progress(progress)
-        try:
-            with preserved(getattr(adapter, "model", None)):
-                if isinstance(adapter, TextClassifier):
-                    return self._text(adapter, inputs, target, p, tracker)
-                if isinstance(adapter, TabularModel):
-                    return self._tabular(adapter, inputs, target, p, tracker)
-        finally:
-            tracker.close()
-        raise ModelError(
-            "anchors explains a TextClassifier (texts) or a TabularModel (rows); wrap the model: "
-            "xw.core.text.TextClassifier(model, tokenizer) or xw.core.tabular.TabularModel(model, background=...)"
-        )
+        self.validate(None, p)
+        return p
 
     def _search(self, sampler: Any, p: dict[str, Any], progress: Progress) -> dict[str, Any]:
         return anchor_search(

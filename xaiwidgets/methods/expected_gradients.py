@@ -47,6 +47,7 @@ class ExpectedGradients(Method):
 
     name = "expected_gradients"
     family = "gradient"
+    baseline_set = True  # baselines are drawn from the given set (a TabularModel's background rows)
     reference = "Erion et al. 2021, arXiv:1906.10670; Lundberg & Lee 2017, arXiv:1705.07874"
     defaults: ClassVar[dict[str, Any]] = {
         "baseline": "black", "n_samples": 25, "noise_level": 0.0, "seed": 0, "batch_size": None,

@@ -23,7 +23,7 @@ from .registry import register
 
 class _GradientBase(Method):
     family = "gradient"
-    modalities = ("image", "tabular", "text")
+    text_strategy = "embeddings"
 
     def _combine(self, inputs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

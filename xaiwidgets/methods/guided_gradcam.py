@@ -39,7 +39,7 @@ class GuidedGradCAM(Method):
 
     name = "guided_gradcam"
     family = "gradient"
-    modalities = ("image",)
+    tabular_strategy = None  # images only
     reference = "Selvaraju et al. 2017, arXiv:1610.02391"
     defaults: ClassVar[dict[str, Any]] = {"layer": None, "interpolate_mode": "bilinear"}
 

@@ -196,7 +196,7 @@ class IntegratedGradients(Method):
 
     name = "integrated_gradients"
     family = "gradient"
-    modalities = ("image", "tabular", "text")
+    text_strategy = "embeddings"
     reference = "Sundararajan, Taly & Yan 2017, arXiv:1703.01365"
     defaults: ClassVar[dict[str, Any]] = {
         "n_steps": 50, "baseline": "black", "rule": "gauss_legendre", "batch_size": None,

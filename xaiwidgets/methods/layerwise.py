@@ -36,7 +36,7 @@ class LayerwiseInputXGradient(Method):
 
     name = "layerwise_input_x_gradient"
     family = "gradient"
-    modalities = ("image",)
+    tabular_strategy = None  # images only
     reference = "Shrikumar et al. 2016, arXiv:1605.01713; Jiang et al. 2021, doi:10.1109/TIP.2021.3089943"
     defaults: ClassVar[dict[str, Any]] = {"layers": None, "skip_first": 0, "return_layers": False}
 
