@@ -25,7 +25,7 @@ from xaiwidgets.methods import (  # noqa: F401  (register the methods)
     smoothgrad,
 )
 from xaiwidgets.methods.baselines import resolve_baseline
-from xaiwidgets.methods.quadrature import RULES, quadrature
+from xaiwidgets.methods.gradient.quadrature import RULES, quadrature
 
 QUIET = {"progress": False}
 

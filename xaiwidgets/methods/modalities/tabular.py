@@ -2,7 +2,7 @@
 
 - methods with ``explain_game``: ``kernel_shap``, ``exact_shapley`` (d <= 16) and ``shapley_sampling``
   explain the interventional game ``v(S) = mean_b f(x_S, b_~S)`` over the background rows (``background=``
-  or the model's) (:class:`.games.TabularGame`); ``lime`` follows the lime package's
+  or the model's) (:class:`.coalition_games.TabularGame`); ``lime`` follows the lime package's
   ``LimeTabularExplainer``: quartile-discretised sampling from the background (default) or, with
   ``discretize=False``, normal sampling around the instance (``sample_around_instance=True``) or the
   background mean; ``kernel_width`` in lime's units (default ``sqrt(d) * 0.75``); ``samples=`` injects the
@@ -34,7 +34,7 @@ from ...core.tabular import TabularModel
 from ...core.targets import TargetLike, resolve_target
 from ..base import Method
 from ..registry import available, get_method
-from .games import TabularGame, game_extras, play, with_frames
+from .coalition_games import TabularGame, game_extras, play, with_frames
 
 DEFAULT_TABULAR_BATCH = 4096
 #: modality parameters that inject data (not recorded in the result's ``params``)

@@ -8,7 +8,8 @@
   token's embedding by the ``"pad"`` (default), ``"mask"`` or ``"unk"`` token's, or by ``"zeros"``; special
   tokens keep theirs, so their IG is 0 and ``sum(values) - delta = F(x) - F(baseline)``.
 - methods with ``explain_game`` (``lime``, ``kernel_shap``, ``exact_shapley``, ``shapley_sampling``) play the
-  game of each text (:class:`.games.TextGame`): the words (``level="word"``, default) or tokens are the players;
+  game of each text (:class:`.coalition_games.TextGame`): the words (``level="word"``, default) or tokens
+  are the players;
   absent ones are replaced by the method's ``text_replace`` (``"remove"`` for LIME, as the lime package;
   ``"mask"`` for the Shapley methods, as shap's text masker, ``[UNK]`` when the tokenizer has no mask token),
   or by the ``replace=`` the user gives: ``"unk"``, ``"mask"``, ``"pad"`` or ``"remove"``.
@@ -31,7 +32,7 @@ from ...core.errors import InputError, ParameterError
 from ...core.progress import Progress
 from ...core.targets import TargetLike, resolve_target
 from ...core.text import REPLACEMENTS, Encoding, TextClassifier
-from .games import TextGame, game_extras, play, with_frames
+from .coalition_games import TextGame, game_extras, play, with_frames
 from .progress import InputProgress
 
 BASELINE_KINDS = ("pad", "mask", "unk", "zeros")

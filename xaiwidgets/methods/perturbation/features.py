@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...core.batching import ChunkPlanner, Retry, row_bytes
 from ...core.errors import ParameterError
 from ...core.progress import Progress
 from ...core.targets import scores_from_output
-from .._chunks import ChunkPlanner, Retry, row_bytes
 from ..baselines import require_finite
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")

@@ -34,7 +34,7 @@ from ._common import (
     scores_and_target,
 )
 from .features import Game, distinct_chunks
-from .games import all_coalitions, constrained_solve, kernel_shap_regression, shapley_kernel
+from .shapley_solvers import all_coalitions, constrained_solve, kernel_shap_regression, shapley_kernel
 from .streaming import Stream
 
 

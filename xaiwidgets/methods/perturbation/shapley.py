@@ -32,7 +32,7 @@ from ._common import (
     scores_and_target,
 )
 from .features import Game, distinct_chunks
-from .games import MAX_EXACT_PLAYERS, all_coalitions, shapley_from_table
+from .shapley_solvers import MAX_EXACT_PLAYERS, all_coalitions, shapley_from_table
 from .streaming import Stream
 
 

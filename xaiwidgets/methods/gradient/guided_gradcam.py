@@ -14,20 +14,20 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..core.attribution import Attribution
-from ..core.errors import ModelError
-from ..core.progress import Progress
-from ..core.targets import TargetLike, gather_scores
-from .base import Method, require
+from ...core.attribution import Attribution
+from ...core.errors import ModelError
+from ...core.progress import Progress
+from ...core.targets import TargetLike, gather_scores
+from ..base import Method, require
+from ..registry import get_method, register
 from .guided import modified_gradient
-from .registry import get_method, register
 
 MODES = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 
 
 def _gradcam_class() -> type[Method]:
     try:
-        from . import cam  # noqa: F401  (registers the CAM family)
+        from .. import cam  # noqa: F401  (registers the CAM family)
     except ImportError as exc:  # pragma: no cover - the CAM package ships with xaiwidgets
         raise ModelError("guided_gradcam needs the CAM family (xaiwidgets.methods.cam)") from exc
     return get_method("gradcam")

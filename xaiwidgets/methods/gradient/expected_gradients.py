@@ -18,15 +18,15 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..core.attribution import Attribution
-from ..core.progress import Progress
-from ..core.targets import TargetLike, gather_scores, resolve_target
-from ._autograd import forward_scores, selected_scores_and_grad
-from ._chunks import ChunkPlanner, Retry, row_bytes
-from .base import Method, require
-from .baselines import resolve_baseline
+from ...core.attribution import Attribution
+from ...core.batching import ChunkPlanner, Retry, row_bytes
+from ...core.progress import Progress
+from ...core.targets import TargetLike, gather_scores, resolve_target
+from .._autograd import forward_scores, selected_scores_and_grad
+from ..base import Method, require
+from ..baselines import resolve_baseline
+from ..registry import register
 from .integrated_gradients import check_baseline, check_batch_size
-from .registry import register
 
 
 def draw(

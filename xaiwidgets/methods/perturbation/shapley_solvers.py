@@ -1,4 +1,4 @@
-"""Cooperative games: exact Shapley values and the KernelSHAP regression, independent of any model.
+"""Shapley values of cooperative games, independent of any model: exact enumeration and the KernelSHAP regression.
 
 A game on ``M`` players is a value function over coalitions. Coalitions are rows of a ``(S, M)`` boolean
 matrix; row ``k`` of :func:`all_coalitions` holds the bits of the integer ``k`` (player ``i`` is bit ``i``).

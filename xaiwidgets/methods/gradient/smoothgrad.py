@@ -23,14 +23,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..core.attribution import Attribution
-from ..core.progress import Progress
-from ..core.targets import TargetLike, gather_scores, resolve_target
-from ._autograd import forward_scores, selected_scores_and_grad
-from ._chunks import ChunkPlanner, Retry, row_bytes
-from .base import Method, require
+from ...core.attribution import Attribution
+from ...core.batching import ChunkPlanner, Retry, row_bytes
+from ...core.progress import Progress
+from ...core.targets import TargetLike, gather_scores, resolve_target
+from .._autograd import forward_scores, selected_scores_and_grad
+from ..base import Method, require
+from ..registry import get_method, register
 from .integrated_gradients import check_batch_size, reduce_map
-from .registry import get_method, register
 
 NOISE_FAMILY = ("smoothgrad", "smoothgrad_squared", "vargrad", "expected_gradients")
 

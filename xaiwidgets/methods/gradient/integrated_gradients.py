@@ -24,17 +24,16 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..core.attribution import Attribution
-from ..core.batching import batched_forward
-from ..core.progress import Progress
-from ..core.targets import TargetLike, gather_scores, resolve_target
-from ._autograd import forward_scores, selected_scores_and_grad
-from ._chunks import ChunkPlanner, Retry, row_bytes
-from .base import Method, require
-from .baselines import NAMES as BASELINE_NAMES
-from .baselines import resolve_baseline
+from ...core.attribution import Attribution
+from ...core.batching import ChunkPlanner, Retry, batched_forward, row_bytes
+from ...core.progress import Progress
+from ...core.targets import TargetLike, gather_scores, resolve_target
+from .._autograd import forward_scores, selected_scores_and_grad
+from ..base import Method, require
+from ..baselines import NAMES as BASELINE_NAMES
+from ..baselines import resolve_baseline
+from ..registry import register
 from .quadrature import check_rule, quadrature, trapezoid_weights
-from .registry import register
 
 AUTO_START = 16
 

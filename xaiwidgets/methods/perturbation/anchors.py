@@ -31,14 +31,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..core.attribution import Attribution
-from ..core.errors import InputError, ModelError, ParameterError
-from ..core.progress import Progress
-from ..core.tabular import TabularModel
-from ..core.targets import TargetLike, resolve_target
-from ..core.text import REPLACEMENTS, Encoding, TextClassifier
-from .base import Method, require
-from .registry import register
+from ...core.attribution import Attribution
+from ...core.errors import InputError, ModelError, ParameterError
+from ...core.progress import Progress
+from ...core.tabular import TabularModel
+from ...core.targets import TargetLike, resolve_target
+from ...core.text import REPLACEMENTS, Encoding, TextClassifier
+from ..base import Method, require
+from ..registry import register
 
 # ----------------------------------------------------------------------------------------------------------
 # KL confidence bounds for a Bernoulli mean (bookkeeping on scalars)

@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
-from ..core.attribution import Attribution
-from ..core.progress import Progress
-from ..core.targets import TargetLike, gather_scores
-from ._autograd import selected_scores_and_grad
-from .base import Method
-from .registry import register
+from ...core.attribution import Attribution
+from ...core.progress import Progress
+from ...core.targets import TargetLike, gather_scores
+from .._autograd import selected_scores_and_grad
+from ..base import Method
+from ..registry import register
 
 
 class _GradientBase(Method):

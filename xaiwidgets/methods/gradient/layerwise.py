@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.attribution import Attribution
-from ..core.errors import LayerError, ModelError
-from ..core.layers import get_layer, layer_name
-from ..core.progress import Progress
-from ..core.state import Hooks
-from ..core.targets import TargetLike, gather_scores, resolve_target
-from ._autograd import forward_scores
-from .base import Method, require
-from .registry import register
+from ...core.attribution import Attribution
+from ...core.errors import LayerError, ModelError
+from ...core.layers import get_layer, layer_name
+from ...core.progress import Progress
+from ...core.state import Hooks
+from ...core.targets import TargetLike, gather_scores, resolve_target
+from .._autograd import forward_scores
+from ..base import Method, require
+from ..registry import register
 
 
 @register

@@ -33,13 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from ..core.attribution import Attribution
-from ..core.errors import ModelError
-from ..core.progress import Progress
-from ..core.targets import TargetLike, gather_scores
-from ._autograd import selected_scores_and_grad
-from .base import Method
-from .registry import register
+from ...core.attribution import Attribution
+from ...core.errors import ModelError
+from ...core.progress import Progress
+from ...core.targets import TargetLike, gather_scores
+from .._autograd import selected_scores_and_grad
+from ..base import Method
+from ..registry import register
 
 RULES = ("guided", "deconv")
 
