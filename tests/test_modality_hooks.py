@@ -130,3 +130,30 @@ def test_replaced_names_warn_with_their_successor(text_clf: TextClassifier) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert modalities.is_adapter(text_clf) and not modalities.is_adapter(nn.Linear(3, 2))
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("xaiwidgets.methods.gradients", "xaiwidgets.methods.gradient.gradients"),
+    ("xaiwidgets.methods.integrated_gradients", "xaiwidgets.methods.gradient.integrated_gradients"),
+    ("xaiwidgets.methods.anchors", "xaiwidgets.methods.perturbation.anchors"),
+    ("xaiwidgets.methods._chunks", "xaiwidgets.core.batching"),
+    ("xaiwidgets.methods.perturbation.games", "xaiwidgets.methods.perturbation.shapley_solvers"),
+    ("xaiwidgets.methods.modalities.games", "xaiwidgets.methods.modalities.coalition_games"),
+])
+def test_moved_modules_keep_their_old_path_with_a_warning(old: str, new: str) -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+
+
+def test_moved_modules_are_attributes_of_their_old_package() -> None:
+    import sys
+
+    sys.modules.pop("xaiwidgets.methods.smoothgrad", None)
+    vars(xw.methods).pop("smoothgrad", None)
+    with pytest.warns(DeprecationWarning, match="gradient.smoothgrad"):
+        assert xw.methods.smoothgrad.SmoothGrad is xw.methods.SmoothGrad

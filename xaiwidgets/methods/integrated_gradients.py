@@ -1,0 +1,5 @@
+"""Deprecated path: moved to :mod:`xaiwidgets.methods.gradient.integrated_gradients` (importing this warns)."""
+
+from ._moved import alias
+
+alias(__name__, "xaiwidgets.methods.gradient.integrated_gradients")
