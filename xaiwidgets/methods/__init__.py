@@ -11,41 +11,17 @@ from typing import Any
 from . import cam, gradient, perturbation, relevance, transformers  # noqa: F401
 from .base import Method
 from .cam import spatial_layers
-from .gradient import (
-    Deconvnet,
-    ExpectedGradients,
-    Gradient,
-    GuidedBackprop,
-    GuidedGradCAM,
-    InputXGradient,
-    IntegratedGradients,
-    LayerwiseInputXGradient,
-    Saliency,
-    SmoothGrad,
-    SmoothGradSquared,
-    VarGrad,
-)
+from .gradient import *  # noqa: F403  (the gradient family's classes)
 from .perturbation.anchors import Anchors, anchor_precision, masked_lm_perturber
 from .registry import available, get_method, register
 from .transformers import AttentionRollout, TransformerRelevance
 
 __all__ = [
+    *gradient.__all__,
     "Anchors",
     "AttentionRollout",
-    "Deconvnet",
-    "ExpectedGradients",
-    "Gradient",
-    "GuidedBackprop",
-    "GuidedGradCAM",
-    "InputXGradient",
-    "IntegratedGradients",
-    "LayerwiseInputXGradient",
     "Method",
-    "Saliency",
-    "SmoothGrad",
-    "SmoothGradSquared",
     "TransformerRelevance",
-    "VarGrad",
     "anchor_precision",
     "available",
     "get_method",

@@ -23,10 +23,11 @@ from ...core.batching import ChunkPlanner, Retry, row_bytes
 from ...core.progress import Progress
 from ...core.targets import TargetLike, gather_scores, resolve_target
 from .._autograd import forward_scores, selected_scores_and_grad
-from ..base import Method, require
+from ..base import Method
 from ..baselines import resolve_baseline
 from ..registry import register
 from .integrated_gradients import check_baseline, check_batch_size
+from .smoothgrad import check_noise
 
 
 def draw(
@@ -54,15 +55,7 @@ class ExpectedGradients(Method):
     }
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
-        n = params["n_samples"]
-        require(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 1, f"n_samples must be an integer >= 1; got {n!r}"
-        )
-        level = params["noise_level"]
-        require(
-            isinstance(level, (int, float)) and not isinstance(level, bool) and level >= 0,
-            f"noise_level must be a number >= 0 (sigma as a fraction of the input's max - min); got {level!r}",
-        )
+        check_noise(params)
         check_batch_size(params["batch_size"])
         check_baseline(params["baseline"], inputs, background=True)
 

@@ -112,16 +112,7 @@ class _NoiseTunnel(Method):
     combination = "mean"
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
-        n = params["n_samples"]
-        require(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 1, f"n_samples must be an integer >= 1; got {n!r}"
-        )
-        level = params["noise_level"]
-        require(
-            isinstance(level, (int, float)) and not isinstance(level, bool) and level >= 0,
-            f"noise_level must be a number >= 0 (sigma as a fraction of the input's max - min, e.g. 0.15); "
-            f"got {level!r}",
-        )
+        check_noise(params)
         check_batch_size(params["batch_size"])
         base = params["base_method"]
         require(isinstance(base, str), f"base_method must be a method name such as 'gradient'; got {base!r}")
@@ -209,6 +200,20 @@ class _NoiseTunnel(Method):
                 "batch_size": planner.size, "sigma": stream.sigma.flatten().detach().cpu(), "base_method": base,
             },
         )
+
+
+def check_noise(params: dict[str, Any]) -> None:
+    """``n_samples`` an integer >= 1 and ``noise_level`` a number >= 0."""
+    n = params["n_samples"]
+    require(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1, f"n_samples must be an integer >= 1; got {n!r}"
+    )
+    level = params["noise_level"]
+    require(
+        isinstance(level, (int, float)) and not isinstance(level, bool) and level >= 0,
+        f"noise_level must be a number >= 0 (sigma as a fraction of the input's max - min, e.g. 0.15); "
+        f"got {level!r}",
+    )
 
 
 @register

@@ -50,28 +50,27 @@ def kl_bernoulli(p: float, q: float) -> float:
     return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
 
 
-def kl_upper(p: float, level: float, n_iter: int = 17) -> float:
-    """Largest ``q >= p`` with ``KL(p, q) <= level`` (bisection)."""
-    lo, hi = p, min(1.0, p + math.sqrt(level / 2))
+def _kl_bound(p: float, level: float, n_iter: int, upper: bool) -> float:
+    """The ``q`` on one side of ``p`` where ``KL(p, q)`` reaches ``level`` (bisection)."""
+    half = math.sqrt(level / 2)
+    lo, hi = (p, min(1.0, p + half)) if upper else (max(0.0, min(1.0, p - half)), p)
     for _ in range(1, n_iter):
         mid = (lo + hi) / 2
-        if kl_bernoulli(p, mid) > level:
+        if (kl_bernoulli(p, mid) > level) == upper:
             hi = mid
         else:
             lo = mid
-    return hi
+    return hi if upper else lo
+
+
+def kl_upper(p: float, level: float, n_iter: int = 17) -> float:
+    """Largest ``q >= p`` with ``KL(p, q) <= level`` (bisection)."""
+    return _kl_bound(p, level, n_iter, True)
 
 
 def kl_lower(p: float, level: float, n_iter: int = 17) -> float:
     """Smallest ``q <= p`` with ``KL(p, q) <= level`` (bisection)."""
-    hi, lo = p, max(0.0, min(1.0, p - math.sqrt(level / 2)))
-    for _ in range(1, n_iter):
-        mid = (lo + hi) / 2
-        if kl_bernoulli(p, mid) > level:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return _kl_bound(p, level, n_iter, False)
 
 
 def lucb_beta(n_arms: int, t: int, delta: float) -> float:
