@@ -20,14 +20,7 @@ from _device import add_device_argument, clock, describe, resolve_device
 
 import xaiwidgets as xw
 from xaiwidgets.demo import imagenet_classifier, load_image
-from xaiwidgets.methods import (  # noqa: F401  (register the methods)
-    cam,
-    expected_gradients,
-    guided,
-    guided_gradcam,
-    integrated_gradients,
-    smoothgrad,
-)
+from xaiwidgets.methods import cam, gradient  # noqa: F401  (register the methods)
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:

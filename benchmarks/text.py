@@ -32,7 +32,7 @@ warnings.filterwarnings("ignore")
 
 import xaiwidgets as xw  # noqa: E402
 from xaiwidgets.demo.texts import SAMPLE_TEXTS  # noqa: E402
-from xaiwidgets.methods.anchors import Anchors  # noqa: E402
+from xaiwidgets.methods.perturbation.anchors import Anchors  # noqa: E402
 
 
 def parse() -> argparse.Namespace:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from xaiwidgets.core.errors import ParameterError
-from xaiwidgets.methods.anchors import Anchors, anchor_precision
+from xaiwidgets.methods.perturbation.anchors import Anchors, anchor_precision
 
 
 @pytest.fixture(scope="module")

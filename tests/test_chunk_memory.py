@@ -7,12 +7,11 @@ import torch
 import xaiwidgets as xw
 from xaiwidgets.core import batching
 from xaiwidgets.featurevis import patches
-from xaiwidgets.methods import _chunks
 
 
 def _activation_bytes_per_row(model: torch.nn.Module, x: torch.Tensor) -> int:
     """What the planner's first call measures: saved-for-backward bytes plus 3x the largest module output."""
-    with _chunks._SavedBytes() as probe:
+    with batching._SavedBytes() as probe:
         xr = x.clone().requires_grad_(True)
         torch.autograd.grad(model(xr)[:, 0].sum(), xr)
     return probe.total
@@ -34,7 +33,7 @@ def test_saved_bytes_counts_activations_not_parameters(tiny_cnn: torch.nn.Module
 def test_ig_chunks_fit_the_memory_budget(monkeypatch, tiny_cnn: torch.nn.Module) -> None:
     x = torch.randn(1, 3, 32, 32)
     per_row = _activation_bytes_per_row(tiny_cnn, x)
-    monkeypatch.setattr(_chunks, "cpu_chunk_budget", lambda: 3 * per_row + per_row // 2)
+    monkeypatch.setattr(batching, "cpu_chunk_budget", lambda: 3 * per_row + per_row // 2)
     a = xw.attribute(tiny_cnn, x, "integrated_gradients", n_steps=32, target=0)
     rows = [r for r, _ in a.extras["chunk_history"]]
     # one measuring row, then chunks of at most 3 rows (which sizes up to 3 the speed probing picks varies with load)
@@ -48,6 +47,6 @@ def test_ig_chunks_fit_the_memory_budget(monkeypatch, tiny_cnn: torch.nn.Module)
 def test_receptive_field_in_memory_sized_chunks_is_unchanged(monkeypatch, tiny_cnn: torch.nn.Module) -> None:
     """Probes in chunks of one give the field of the default chunks (the support is a union over probes)."""
     whole = patches.receptive_field(tiny_cnn, "features.2", (3, 24, 24))
-    monkeypatch.setattr(_chunks, "cpu_chunk_budget", lambda: 1)  # every chunk is one probe
+    monkeypatch.setattr(batching, "cpu_chunk_budget", lambda: 1)  # every chunk is one probe
     assert patches.receptive_field(tiny_cnn, "features.2", (3, 24, 24)) == whole == patches.ReceptiveField(
         size=(5, 5), stride=(1, 1), offset=(-2, -2), map_size=(24, 24))  # two 3x3 convs, padding 1

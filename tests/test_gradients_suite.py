@@ -15,17 +15,9 @@ from torch import nn
 import xaiwidgets as xw
 from xaiwidgets.core.errors import Cancelled, ModelError, ParameterError
 from xaiwidgets.core.progress import Progress
-from xaiwidgets.methods import (  # noqa: F401  (register the methods)
-    cam,
-    expected_gradients,
-    guided,
-    guided_gradcam,
-    integrated_gradients,
-    layerwise,
-    smoothgrad,
-)
+from xaiwidgets.methods import cam, gradient  # noqa: F401  (register the methods)
 from xaiwidgets.methods.baselines import resolve_baseline
-from xaiwidgets.methods.quadrature import RULES, quadrature
+from xaiwidgets.methods.gradient.quadrature import RULES, quadrature
 
 QUIET = {"progress": False}
 

@@ -15,7 +15,7 @@ import xaiwidgets as xw
 import xaiwidgets.methods.perturbation
 from xaiwidgets.core.errors import Cancelled, ParameterError
 from xaiwidgets.core.progress import Progress
-from xaiwidgets.methods.perturbation.games import (
+from xaiwidgets.methods.perturbation.shapley_solvers import (
     all_coalitions,
     exact_shapley_values,
     game_from_dict,

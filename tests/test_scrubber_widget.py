@@ -14,8 +14,8 @@ from ipywidgets.widgets.widget import _remove_buffers
 from torch import nn
 
 import xaiwidgets as xw
-import xaiwidgets.methods.integrated_gradients
-import xaiwidgets.methods.smoothgrad
+import xaiwidgets.methods.gradient.integrated_gradients
+import xaiwidgets.methods.gradient.smoothgrad
 from xaiwidgets.core.attribution import Attribution
 from xaiwidgets.core.errors import ParameterError
 from xaiwidgets.methods import registry

@@ -24,7 +24,7 @@ from ipywidgets.widgets.widget import _instances
 from torch import nn
 
 import xaiwidgets as xw
-from xaiwidgets.methods import quadrature as quad
+from xaiwidgets.methods.gradient import quadrature as quad
 from xaiwidgets.widgets.dashboard import ExplainDashboard
 from xaiwidgets.widgets.jobs import Worker
 

@@ -19,8 +19,8 @@ from harness import WidgetPage
 from torch import nn
 
 import xaiwidgets as xw
-import xaiwidgets.methods.integrated_gradients
-import xaiwidgets.methods.smoothgrad
+import xaiwidgets.methods.gradient.integrated_gradients
+import xaiwidgets.methods.gradient.smoothgrad
 from xaiwidgets.widgets.buffers import heatmap_payload
 from xaiwidgets.widgets.scrubber import ScrubberView, downsample_maps
 

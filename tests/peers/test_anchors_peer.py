@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from xaiwidgets.demo.texts import SAMPLE_TEXTS
-from xaiwidgets.methods.anchors import Anchors, anchor_precision
+from xaiwidgets.methods.perturbation.anchors import Anchors, anchor_precision
 
 pytestmark = pytest.mark.peers
 

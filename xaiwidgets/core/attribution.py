@@ -90,25 +90,11 @@ class Attribution:
         return tensor_to_display(self.inputs)
 
     def show(self, index: int = 0, **view_options: Any):
-        """Text and tabular results (one value per token, word or column): a TokenView, AnchorView or
-        ForcePlot; images: a ScrubberView when the result has frames (``return_frames=True``), an
-        EstimateView when it has running estimates (``stream_every``: ``frame_kind="estimate"``), else a
-        HeatmapView."""
-        if self.values.dim() == 2 or self.method == "anchors":
-            from ..widgets.featureviews import feature_view
+        """The widget that shows input ``index`` of this result; ``xaiwidgets.widgets.views.view_for`` picks
+        it (heatmap, scrubber, estimate, token, anchor or force-plot view)."""
+        from ..widgets.views import view_for
 
-            return feature_view(self, index, **view_options)
-        if self.frames is not None and self.frame_kind in ("ig_path", "noise"):
-            from ..widgets.scrubber import ScrubberView
-
-            return ScrubberView.from_attribution(self, index=index, **view_options)
-        if self.frames is not None and self.frame_kind == "estimate" and self.values.dim() == 4:
-            from ..widgets.estimate import EstimateView
-
-            return EstimateView.from_attribution(self, index=index, **view_options)
-        from ..widgets.heatmap import HeatmapView
-
-        return HeatmapView.from_attribution(self, index=index, **view_options)
+        return view_for(self, index, **view_options)
 
     def to(self, device: str | torch.device) -> Attribution:
         """Move the tensors of this result to ``device``."""

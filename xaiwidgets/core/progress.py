@@ -2,8 +2,10 @@
 
 Methods call ``progress.update(done, total)`` between chunks of work and ``progress.check()`` to raise
 :class:`~xaiwidgets.core.errors.Cancelled` when the user asked to stop, and ``progress.emit(event, data)``
-to stream intermediate results (``"frames"`` snapshots, ``"estimate"`` partial attributions). Widgets
-pass their own ``Progress``; scripts get a tqdm bar for work that takes longer than a second.
+to stream intermediate results (``"frames"`` snapshots of IG, SmoothGrad and feature visualisation).
+Sampling methods report their running estimates through their ``stream_every`` / ``callback`` parameters
+(``xaiwidgets.methods.perturbation.streaming``), not through events. Widgets pass their own ``Progress``;
+scripts get a tqdm bar for work that takes longer than a second.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Two ways to explain a text:
 - gradient methods work at the embedding layer: :meth:`TextClassifier.embedding_model` is a module on
   float embeddings ``(N, T, D)``, so any input-space method runs on ``classifier.embed(text)``; token
-  attributions are the signed sum over the embedding dimension (:meth:`TextClassifier.token_values`) and
-  word pieces merge into words for display (:meth:`TextClassifier.merge_words`).
+  attributions are the signed sum over the embedding dimension and word pieces merge into words for display
+  (:meth:`TextClassifier.merge_words`); :mod:`xaiwidgets.methods.modalities.text` does both.
 - model-agnostic estimators (LIME, KernelSHAP, Anchors) treat the tokens (or words) as features:
   :meth:`TextClassifier.score_coalitions` maps a coalition matrix ``(S, M)`` to scores ``(S, C)`` by
   replacing absent tokens with ``[UNK]``, ``[MASK]`` or padding, or by removing them.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -349,27 +350,15 @@ class TextClassifier:
     def token_values(
         self, values: torch.Tensor, text: str | Encoding | None = None, special: str = "zero"
     ) -> torch.Tensor:
-        """Token attributions ``(N, T)`` from embedding attributions ``(N, T, D)`` (signed sum over ``D``).
-
-        ``special``: ``"zero"`` sets special tokens ([CLS], [SEP]) to 0, ``"keep"`` keeps them, ``"drop"``
-        removes their columns (needs ``text``).
-        """
-        if values.dim() == 4 and values.shape[1] == 1:
-            values = values[:, 0]
-        if values.dim() != 3:
-            raise InputError(f"expected embedding attributions (N, T, D); got shape {tuple(values.shape)}")
-        tokens = values.sum(-1)
-        if special not in ("zero", "keep", "drop"):
-            raise ParameterError(f"special must be 'zero', 'keep' or 'drop', got {special!r}")
+        """Deprecated: ``xw.attribute(classifier, text, method)`` gives token (or word) values directly."""
+        warnings.warn("TextClassifier.token_values is deprecated: xw.attribute(classifier, text, method, "
+                      "level='token') returns the token values (the sum over the embedding dimension)",
+                      DeprecationWarning, stacklevel=2)
+        tokens = (values[:, 0] if values.dim() == 4 else values).sum(-1)
         if special == "keep":
             return tokens
-        if text is None:
-            raise ParameterError(f"special={special!r} needs the text (token_values(values, text))")
-        enc = text if isinstance(text, Encoding) else self.encode(text)
-        flags = enc.special.to(tokens.device)
-        if special == "zero":
-            return tokens.masked_fill(flags[None], 0.0)
-        return tokens[:, ~flags]
+        flags = (text if isinstance(text, Encoding) else self.encode(text)).special.to(tokens.device)
+        return tokens.masked_fill(flags[None], 0.0) if special == "zero" else tokens[:, ~flags]
 
     @staticmethod
     def merge_words(encoding: Encoding, token_values: torch.Tensor) -> tuple[list[str], torch.Tensor]:
@@ -487,14 +476,10 @@ class TextClassifier:
     def coalition_game(
         self, text: str | Encoding, target: int, **options: Any
     ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``v(z) = f_target(text_z)`` ``(S,)`` for coalitions ``z`` ``(S, M)`` (for LIME/KernelSHAP)."""
-        enc = text if isinstance(text, Encoding) else self.encode(text)
-
-        def game(z: torch.Tensor) -> torch.Tensor:
-            return self.score_coalitions(enc, z, **options)[:, int(target)]
-
-        game.n_features = len(self.features(enc, options.get("level", "token")))  # type: ignore[attr-defined]
-        return game
+        """Deprecated: ``score_coalitions(text, z, ...)[:, target]`` is the game's value."""
+        warnings.warn("TextClassifier.coalition_game is deprecated: use score_coalitions(text, z, level=..., "
+                      "replace=...)[:, target]", DeprecationWarning, stacklevel=2)
+        return lambda z: self.score_coalitions(text, z, **options)[:, int(target)]
 
 
 class EmbeddingForward(nn.Module):

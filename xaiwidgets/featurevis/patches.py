@@ -14,11 +14,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..core.batching import ChunkPlanner, Retry, row_bytes
 from ..core.device import model_device
 from ..core.errors import InputError, LayerError, ParameterError
 from ..core.progress import Progress, as_progress
 from ..core.state import preserved
-from ..methods._chunks import ChunkPlanner, Retry, row_bytes
 from ._capture import capture, resolve_model
 
 
@@ -205,7 +205,7 @@ def top_patches(
     """The ``k`` images (one position each, their maximum) that activate ``channel`` of ``layer`` most.
 
     ``images``: model-ready ``(N, C, H, W)`` tensor; evaluated in chunks of ``batch_size`` (None: sized by the
-    memory budget, see ``methods._chunks``) on the model's device, stopping each forward at ``layer``.
+    memory budget, see ``core.batching``) on the model's device, stopping each forward at ``layer``.
     """
     return top_patches_per_channel(model, layer, [channel], images, k=k, batch_size=batch_size,
                                    progress=progress)[channel]

@@ -1,54 +1,27 @@
-"""Attribution methods, one module per family, all reachable by canonical name.
+"""Attribution methods, one package per family (``gradient``, ``cam``, ``relevance``, ``perturbation``) plus
+the attention methods (``transformers``), all reachable by canonical name.
 
 ``xw.methods.available()`` lists them; ``xw.methods.get_method(name)`` returns the class;
-``xw.attribute(model, inputs, method=name, ...)`` runs one.
+``xw.attribute(model, inputs, method=name, ...)`` runs one. docs/adding-a-method.md says how to add one.
 """
 
-# importing a module registers its methods
-from . import (  # noqa: F401
-    anchors,
-    cam,
-    expected_gradients,
-    gradients,
-    guided,
-    guided_gradcam,
-    integrated_gradients,
-    layerwise,
-    perturbation,
-    relevance,
-    smoothgrad,
-    transformers,
-)
-from .anchors import Anchors, anchor_precision, masked_lm_perturber
+from typing import Any
+
+# importing a family registers its methods
+from . import cam, gradient, perturbation, relevance, transformers  # noqa: F401
 from .base import Method
 from .cam import spatial_layers
-from .expected_gradients import ExpectedGradients
-from .gradients import Gradient, InputXGradient, Saliency
-from .guided import Deconvnet, GuidedBackprop
-from .guided_gradcam import GuidedGradCAM
-from .integrated_gradients import IntegratedGradients
-from .layerwise import LayerwiseInputXGradient
+from .gradient import *  # noqa: F403  (the gradient family's classes)
+from .perturbation.anchors import Anchors, anchor_precision, masked_lm_perturber
 from .registry import available, get_method, register
-from .smoothgrad import SmoothGrad, SmoothGradSquared, VarGrad
 from .transformers import AttentionRollout, TransformerRelevance
 
 __all__ = [
+    *gradient.__all__,
     "Anchors",
     "AttentionRollout",
-    "Deconvnet",
-    "ExpectedGradients",
-    "Gradient",
-    "GuidedBackprop",
-    "GuidedGradCAM",
-    "InputXGradient",
-    "IntegratedGradients",
-    "LayerwiseInputXGradient",
     "Method",
-    "Saliency",
-    "SmoothGrad",
-    "SmoothGradSquared",
     "TransformerRelevance",
-    "VarGrad",
     "anchor_precision",
     "available",
     "get_method",
@@ -56,3 +29,14 @@ __all__ = [
     "register",
     "spatial_layers",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Modules that moved (``xw.methods.gradients`` and the like): the old path, which warns."""
+    from ._moved import MOVED
+
+    if name in MOVED:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,9 +32,7 @@ from ..core.attention import AttentionRecorder, module_stack, no_fused_paths
 from ..core.attribution import Attribution
 from ..core.errors import InputError, ModelError, ParameterError
 from ..core.grid import token_grid
-from ..core.inputs import as_batch
-from ..core.progress import Progress, as_progress
-from ..core.state import preserved
+from ..core.progress import Progress
 from ..core.targets import TargetLike, resolve_target, scores_from_output
 from ..core.text import TextClassifier
 from .base import Method, require
@@ -131,34 +129,31 @@ def relevance(attentions: list[torch.Tensor], grads: list[torch.Tensor]) -> torc
 
 class _AttentionMethod(Method):
     family = "transformer"
-    modalities = ("text", "image")
+    tabular_strategy = None  # token-to-token attention: texts and images
     default_reduce = "none"
+    signed = False
     needs_grad = False
 
     def _maps(self, run, target: TargetLike, params: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, Any]:
         raise NotImplementedError
 
-    def attribute(
-        self, inputs: Any, target: TargetLike = None, *, progress: Progress | bool | None = None, **params: Any
+    def explain_text(
+        self, classifier: TextClassifier, inputs: Any, target: TargetLike, params: dict[str, Any], progress: Progress
     ) -> Attribution:
-        """Token (text) or patch (ViT image) relevance of the explained row. See the module docstring."""
+        """Token relevance of the explained row for one text. See the module docstring."""
         p = self.resolve_params(params)
         self.validate(None, p)
-        tracker = as_progress(progress)
-        adapter = self.model
-        try:
-            if isinstance(adapter, TextClassifier):
-                if not isinstance(adapter.model, nn.Module):
-                    raise ModelError("attention methods need an nn.Module text model")
-                with preserved(adapter.model):
-                    return self._text(adapter, inputs, target, p)
-            if not isinstance(adapter, nn.Module):
-                raise ModelError("attention methods need an nn.Module (a ViT) or a TextClassifier")
-            x = as_batch(inputs, adapter)
-            with preserved(adapter):
-                return self._image(adapter, x, target, p)
-        finally:
-            tracker.close()
+        if not isinstance(classifier.model, nn.Module):
+            raise ModelError("attention methods need an nn.Module text model")
+        return self._text(classifier, inputs, target, p)
+
+    def _attribute(
+        self, inputs: torch.Tensor, target: TargetLike, params: dict[str, Any], progress: Progress
+    ) -> Attribution:
+        """Patch relevance of the explained row for ViT images. See the module docstring."""
+        if not isinstance(self.model, nn.Module):
+            raise ModelError("attention methods need an nn.Module (a ViT) or a TextClassifier")
+        return self._image(self.model, inputs, target, params)
 
     def _matrix(self, module: nn.Module, forward, target: TargetLike, p: dict[str, Any]):
         """(relevance or rollout matrix (N, T, T), scores, targets, names of the attention modules)."""

@@ -24,12 +24,12 @@ import torch
 
 from ..core.adapters import unwrap_model
 from ..core.attribution import Attribution, reduce_channels
+from ..core.batching import MAX_ROWS, ChunkPlanner, Retry, row_bytes
 from ..core.device import resolve_device
 from ..core.errors import InputError, ParameterError
 from ..core.inputs import as_batch
 from ..core.progress import Progress
 from ..core.targets import TargetLike, resolve_target, scores_from_output
-from ..methods._chunks import MAX_ROWS, ChunkPlanner, Retry, row_bytes
 from ..methods.baselines import NAMES, deprecated_resolver
 from ..methods.perturbation import features as _features
 

@@ -236,7 +236,7 @@ class CAMBase(Method):
     """Class activation maps of a layer. Subclasses override :meth:`weights` or :meth:`cam_image`."""
 
     family = "cam"
-    modalities = ("image",)
+    tabular_strategy = None  # images only
     default_reduce = "sum"
     signed = False
     uses_gradients: ClassVar[bool] = True

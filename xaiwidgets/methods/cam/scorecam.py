@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from ...core.batching import ChunkPlanner, Retry, row_bytes
 from ...core.targets import scores_from_output
-from .._chunks import ChunkPlanner, Retry, row_bytes
 from ..registry import register
 from .base import CAMBase, CAMContext
 

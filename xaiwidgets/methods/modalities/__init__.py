@@ -1,69 +1,58 @@
 """Methods on texts and table rows: ``xw.attribute(text_classifier, "a text", ...)`` and
-``xw.attribute(tabular_model, rows, ...)`` route here from :meth:`Method.attribute`.
+``xw.attribute(tabular_model, rows, ...)`` reach here through the default ``Method.explain_text`` and
+``Method.explain_tabular`` hooks.
 
-:mod:`.text` and :mod:`.tabular` turn each input into what the image path's estimators take (embeddings
-for gradient methods, coalition games for the perturbation methods) and assemble the result contract
-documented in docs/widget-protocol.md ("Text and tabular attributions").
+:mod:`.text` and :mod:`.tabular` turn each input into what a method's hooks take (coalition games for the
+methods with ``explain_game``; embeddings or rows for ``_attribute``, as the method's ``text_strategy`` /
+``tabular_strategy`` declares) and assemble the result contract documented in docs/widget-protocol.md
+("Text and tabular attributions").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...core.attribution import Attribution
-from ...core.errors import ParameterError
-from ...core.progress import Progress, as_progress
-from ...core.state import preserved, warn_if_training
-from ...core.tabular import TabularModel
-from ...core.targets import TargetLike
-from ...core.text import TextClassifier
-from .tabular import COALITION_METHODS, LIME_PARAMS, explain_tabular
-from .text import TEXT_METHODS, TEXT_PARAMS, explain_text
+from ..base import Method, modality_of
 
-__all__ = ["TEXT_METHODS", "attribute_adapter", "is_adapter"]
+__all__ = ["TEXT_PARAMS", "adapter_params", "is_adapter"]
+
+#: parameters the text path adds to a method's own
+TEXT_PARAMS: dict[str, Any] = {"level": None, "replace": None}
+#: parameters the tabular path adds to a coalition method's own
+GAME_TABULAR_PARAMS: dict[str, Any] = {"background": None}
 
 
 def is_adapter(model: object) -> bool:
     """True for the adapters whose inputs are not tensors (texts, table rows)."""
-    return isinstance(model, (TextClassifier, TabularModel))
+    return modality_of(model) != "image"
 
 
-def _check_names(method: Any, params: dict[str, Any], extra: dict[str, Any]) -> None:
-    allowed = {**method.defaults, **extra, "device": None}
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        import difflib
-
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, list(allowed), n=1)
-            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ParameterError(
-            f"{method.name} does not take {', '.join(hints)}; its parameters are: {', '.join(sorted(allowed))}"
-        )
+def adapter_params(method: Method, modality: str) -> dict[str, Any]:
+    """Parameter names (with defaults) that ``method`` takes on ``modality`` beyond its ``defaults``: those of
+    the default text/tabular paths and the method's own ``modality_params``."""
+    cls = type(method)
+    extra = dict(cls.modality_params.get(modality, {}))
+    own = getattr(cls, f"explain_{modality}") is not getattr(Method, f"explain_{modality}")
+    if own:
+        return extra
+    if modality == "text":
+        return {**TEXT_PARAMS, **extra}
+    return {**(GAME_TABULAR_PARAMS if cls.plays_games() else {}), **extra}
 
 
-def attribute_adapter(
-    method: Any, inputs: Any, target: TargetLike, params: dict[str, Any], progress: Any
-) -> Attribution:
-    """``method.attribute(inputs, ...)`` for a TextClassifier or a TabularModel ``method.model``."""
-    adapter = method.model
-    if isinstance(adapter, TextClassifier):
-        _check_names(method, {**method.instance_params, **params}, TEXT_PARAMS)
-        run = explain_text
-    else:
-        extra = {"background": None} if method.name in COALITION_METHODS else {}
-        if method.name == "lime":
-            extra.update(LIME_PARAMS)
-        _check_names(method, {**method.instance_params, **params}, extra)
-        run = explain_tabular
-    params = {**method.instance_params, **params}
-    params.pop("device", None)
-    model = getattr(adapter, "model", None)
-    warn_if_training(model)
-    tracker: Progress = as_progress(progress)
-    try:
-        with preserved(model):
-            return run(method, adapter, inputs, target, params, tracker)
-    finally:
-        tracker.close()
+def __getattr__(name: str) -> Any:
+    """Names this module had before the hooks (removed; each warning names its successor)."""
+    import warnings
+
+    if name == "TEXT_METHODS":
+        warnings.warn("xaiwidgets.methods.modalities.TEXT_METHODS is deprecated: the methods that explain texts "
+                      "are xw.methods.available(modality='text')", DeprecationWarning, stacklevel=2)
+        from ..registry import available
+
+        return tuple(r["name"] for r in available(modality="text"))
+    if name == "attribute_adapter":
+        warnings.warn("xaiwidgets.methods.modalities.attribute_adapter is deprecated: call method.attribute(inputs, "
+                      "target, **params), which dispatches on the adapter", DeprecationWarning, stacklevel=2)
+        return lambda method, inputs, target, params, progress: method.attribute(
+            inputs, target, progress=progress, **params)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

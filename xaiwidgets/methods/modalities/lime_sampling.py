@@ -19,6 +19,9 @@ from __future__ import annotations
 import torch
 
 from ...core.errors import ParameterError
+from ..perturbation.lime import cosine_distances
+
+__all__ = ["QuartileBins", "cosine_distances", "standardiser", "tabular_samples", "text_coalitions"]
 
 
 def text_coalitions(m: int, n_samples: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -28,16 +31,6 @@ def text_coalitions(m: int, n_samples: int, gen: torch.Generator, device: torch.
     ranks = torch.rand(n, m, generator=gen, device=device).argsort(1).argsort(1)
     z = ranks >= k[:, None]
     return torch.cat([torch.ones(1, m, dtype=torch.bool, device=device), z])
-
-
-def cosine_distances(z: torch.Tensor) -> torch.Tensor:
-    """``1 - cos(z_i, z_0)`` (0 similarity for an all-zero row, as scikit-learn)."""
-    zf = z.to(torch.float64)
-    ref = zf[0]
-    norms = zf.norm(dim=1)
-    cos = (zf @ ref) / (norms.clamp_min(1e-300) * ref.norm().clamp_min(1e-300))
-    cos = torch.where(norms > 0, cos, torch.zeros_like(cos))
-    return (1 - cos).clamp(0, 2)
 
 
 class QuartileBins:

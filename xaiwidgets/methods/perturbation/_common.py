@@ -8,10 +8,12 @@ from typing import Any
 import torch
 
 from ...core.attribution import Attribution
+from ...core.progress import Progress
 from ...core.targets import TargetLike, gather_scores, resolve_target, scores_from_output
-from ..base import Method, require
+from ..base import GameResult, Method, require
 from ..baselines import resolve_baseline
 from .features import Game, Masker, baseline_rows, feature_map
+from .streaming import Stream
 
 
 def scores_and_target(model: Any, inputs: torch.Tensor, target: TargetLike) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +82,31 @@ class FeatureMethod(Method):
             require(masker.n_features >= 1, "the segmentation produced no features")
             games.append(Game(self.model, masker, int(target[i]), params["batch_size"], progress))
         return games
+
+
+class ShapleyMethod(FeatureMethod):
+    """Base of the Shapley value estimators: on a game, ``v(empty)``, ``v(all)`` and :meth:`estimate`."""
+
+    def estimate(
+        self, game: Any, params: dict[str, Any], progress: Progress, index: int, stream: Stream
+    ) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        """``(phi (M,), standard errors or None, exact)`` for one input's game."""
+        raise NotImplementedError
+
+    def explain_game(
+        self, game: Any, params: dict[str, Any], progress: Progress, *, index: int = 0, stream: Stream | None = None
+    ) -> GameResult:
+        base, output = end_values(game)
+        phi, stderr, exact = self.estimate(game, params, progress, index, stream or Stream(0, None))
+        return GameResult(phi, output, {"base_value": base, "stderr": stderr, "exact": exact})
+
+
+def end_values(game: Any) -> tuple[float, float]:
+    """``(v(empty), v(all))`` of a game (two coalitions, one model call)."""
+    ends = torch.zeros(2, game.n_features, dtype=torch.bool, device=game.masker.x.device)
+    ends[1] = True
+    v = game(ends)
+    return float(v[0]), float(v[1])
 
 
 def assemble(

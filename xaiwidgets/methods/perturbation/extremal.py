@@ -54,7 +54,7 @@ class ExtremalPerturbation(Method):
 
     name = "extremal_perturbation"
     family = "perturbation"
-    modalities = ("image",)
+    tabular_strategy = None  # images only
     reference = "Fong, Patrick & Vedaldi 2019, arXiv:1910.08485"
     default_reduce = "mean"
     signed = False

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...core.batching import ChunkPlanner, Retry, row_bytes
 from ...core.errors import ParameterError
 from ...core.progress import Progress
 from ...core.targets import scores_from_output
-from .._chunks import ChunkPlanner, Retry, row_bytes
 from ..baselines import NAMES, deprecated_resolver
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")

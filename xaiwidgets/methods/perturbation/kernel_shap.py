@@ -23,8 +23,8 @@ from ...core.progress import Progress
 from ...core.targets import TargetLike
 from ..registry import register
 from ._common import (
-    FeatureMethod,
     Running,
+    ShapleyMethod,
     assemble,
     cancelled_result,
     check_batch_size,
@@ -34,7 +34,7 @@ from ._common import (
     scores_and_target,
 )
 from .features import Game, distinct_chunks
-from .games import all_coalitions, constrained_solve, kernel_shap_regression, shapley_kernel
+from .shapley_solvers import all_coalitions, constrained_solve, kernel_shap_regression, shapley_kernel
 from .streaming import Stream
 
 
@@ -105,11 +105,10 @@ def paired_estimate(
 
 
 @register
-class KernelShap(FeatureMethod):
+class KernelShap(ShapleyMethod):
     """KernelSHAP over features (superpixels, patches or columns); see the module docstring."""
 
     name = "kernel_shap"
-    modalities = ("image", "tabular", "text")
     reference = "Lundberg & Lee 2017, arXiv:1705.07874"
     defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 512,
@@ -165,6 +164,12 @@ class KernelShap(FeatureMethod):
             frames=frames,
             frame_kind="estimate" if frames else None,
         )
+
+    def estimate(
+        self, game: Any, params: dict[str, Any], progress: Progress, index: int, stream: Stream
+    ) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        phi, stderr, exact, _v_empty, _count = self._one(index, game, params, progress, stream)
+        return phi, stderr, exact
 
     def _one(
         self, index: int, game: Game, params: dict[str, Any], progress: Progress, stream: Stream

@@ -19,7 +19,7 @@ from ...core.attribution import Attribution
 from ...core.errors import Cancelled
 from ...core.progress import Progress
 from ...core.targets import TargetLike
-from ..base import require
+from ..base import GameResult, require
 from ..registry import register
 from ._common import (
     FeatureMethod,
@@ -90,37 +90,60 @@ def select_features(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor, num_featu
     return torch.tensor(used, device=z.device, dtype=torch.long)
 
 
-def lime_fit(
-    z: torch.Tensor, y: torch.Tensor, kernel_width: float, num_features: int | None, feature_selection: str
-) -> dict[str, torch.Tensor]:
-    """LIME's surrogate for coalitions ``z`` (row 0 the full coalition) and target scores ``y``."""
+def cosine_distances(z: torch.Tensor) -> torch.Tensor:
+    """``1 - cos(z_i, z_0)`` (0 similarity for an all-zero row), as ``sklearn.metrics.pairwise_distances(metric=
+    "cosine")`` to row 0."""
     zf = z.to(torch.float64)
-    m = zf.shape[1]
-    # cosine distance to row 0, as sklearn.metrics.pairwise_distances(metric="cosine")
     ref = zf[0]
     norms = zf.norm(dim=1)
     cos = (zf @ ref) / (norms.clamp_min(1e-300) * ref.norm().clamp_min(1e-300))
     cos = torch.where(norms > 0, cos, torch.zeros_like(cos))
-    distances = (1 - cos).clamp(0, 2)
-    weights = torch.sqrt(torch.exp(-(distances**2) / kernel_width**2))
+    return (1 - cos).clamp(0, 2)
+
+
+def lime_kernel(distances: torch.Tensor, kernel_width: float) -> torch.Tensor:
+    """lime's exponential kernel ``sqrt(exp(-d**2 / width**2))``."""
+    d = distances.to(torch.float64)
+    return torch.sqrt(torch.exp(-(d**2) / float(kernel_width) ** 2))
+
+
+def lime_surrogate(
+    data: torch.Tensor,
+    y: torch.Tensor,
+    distances: torch.Tensor,
+    kernel_width: float,
+    num_features: int | None,
+    feature_selection: str,
+) -> dict[str, torch.Tensor]:
+    """lime's ``LimeBase.explain_instance_with_data``: kernel weights from ``distances``, feature selection,
+    weighted ``Ridge(alpha=1)`` with intercept on ``data`` (row 0 the explained instance).
+
+    Returns ``weights`` (M,) (zero for features not selected), ``intercept``, ``r2`` (weighted, on the
+    fitting data), ``local_pred`` (the surrogate at row 0), ``used``, ``kernel_weights``.
+    """
+    data = data.to(torch.float64)
+    m = data.shape[1]
+    weights = lime_kernel(distances, kernel_width)
     if num_features is None:  # lime's image default (100000 features) keeps them all
         feature_selection, k = "none", m
     else:
-        k = min(num_features, m)
-    used = select_features(zf, y, weights, k, feature_selection)
-    coef, intercept, r2 = ridge(zf[:, used], y, weights, 1.0)
-    full = torch.zeros(m, dtype=torch.float64, device=z.device)
+        k = min(int(num_features), m)
+    used = select_features(data, y, weights, k, feature_selection)
+    coef, intercept, r2 = ridge(data[:, used], y, weights, 1.0)
+    full = torch.zeros(m, dtype=torch.float64, device=data.device)
     full[used] = coef
-    local_pred = (zf[0, used] @ coef + intercept).reshape(())
-    return {
-        "weights": full,
-        "intercept": intercept,
-        "r2": r2,
-        "used": used,
-        "local_pred": local_pred,
-        "distances": distances,
-        "kernel_weights": weights,
-    }
+    local_pred = (data[0, used] @ coef + intercept).reshape(())
+    return {"weights": full, "intercept": intercept, "r2": r2, "local_pred": local_pred, "used": used,
+            "kernel_weights": weights}
+
+
+def lime_fit(
+    z: torch.Tensor, y: torch.Tensor, kernel_width: float, num_features: int | None, feature_selection: str
+) -> dict[str, torch.Tensor]:
+    """LIME's surrogate for coalitions ``z`` (row 0 the full coalition) and target scores ``y``, with the
+    image explainer's cosine distance to row 0."""
+    distances = cosine_distances(z)
+    return {**lime_surrogate(z, y, distances, kernel_width, num_features, feature_selection), "distances": distances}
 
 
 @register
@@ -132,9 +155,12 @@ class Lime(FeatureMethod):
     """
 
     name = "lime"
-    modalities = ("image", "tabular", "text")
     reference = "Ribeiro, Singh & Guestrin 2016, arXiv:1602.04938"
     default_segmentation = "quickshift"
+    text_replace = "remove"  # as the lime package's text explainer
+    modality_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "tabular": {"discretize": True, "sample_around_instance": True, "samples": None}
+    }
     defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 1000,
         "kernel_width": 0.25,
@@ -166,6 +192,18 @@ class Lime(FeatureMethod):
         )
         nf = params["num_features"]
         require(nf is None or (isinstance(nf, int) and nf >= 1), f"num_features must be None or >= 1, got {nf!r}")
+
+    def explain_game(
+        self, game: Any, params: dict[str, Any], progress: Progress, *, index: int = 0, stream: Stream | None = None
+    ) -> GameResult:
+        """The surrogate's weights for the game of a text or a table row, on the perturbations the game's
+        modality draws (``game.neighbourhood``: the lime package's text and tabular distributions)."""
+        data, y, distances = game.neighbourhood(params, index, progress, f"{self.name}: input {index + 1}")
+        fit = lime_surrogate(data, y, distances, params["kernel_width"], params["num_features"],
+                             params["feature_selection"])
+        return GameResult(fit["weights"], float(y[0]), {
+            "intercept": fit["intercept"], "r2": fit["r2"], "weights": fit["weights"],
+            "local_pred": fit["local_pred"], "used_features": fit["used"]})
 
     def _coalitions(self, game: Game, params: dict[str, Any], index: int) -> torch.Tensor:
         device = game.masker.x.device

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import torch
 
 from ...core.attribution import Attribution
+from ...core.batching import ChunkPlanner, Retry, row_bytes
 from ...core.errors import ParameterError
 from ...core.progress import Progress
 from ...core.targets import TargetLike
-from .._chunks import ChunkPlanner, Retry, row_bytes
 from ..base import Method
 from ..baselines import resolve_baseline
 from ..registry import register

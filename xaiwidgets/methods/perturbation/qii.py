@@ -36,14 +36,13 @@ import torch
 
 from ...core.attribution import Attribution
 from ...core.errors import ParameterError
-from ...core.progress import Progress, as_progress
-from ...core.state import preserved, warn_if_training
+from ...core.progress import Progress
 from ...core.targets import TargetLike, resolve_target, scores_from_output
 from ..base import require
 from ..modalities.progress import InputProgress
 from ..registry import register
 from ._common import FeatureMethod, assemble, check_batch_size, check_positive_int, check_seed, generator
-from .games import all_coalitions, shapley_from_table
+from .shapley_solvers import all_coalitions, shapley_from_table
 
 VARIANTS = ("unary", "set", "marginal", "shapley", "banzhaf")
 QUANTITIES = ("score", "probability", "label_flip", "group_gap")
@@ -275,7 +274,6 @@ class QII(FeatureMethod):
     """Quantitative Input Influence of features (segments, columns or words); see the module docstring."""
 
     name, reference = "qii", "Datta, Sen & Zick 2016, IEEE S&P, doi:10.1109/SP.2016.42"
-    modalities = ("image", "tabular", "text")
     defaults: ClassVar[dict[str, Any]] = {
         "variant": "shapley",
         "quantity": "score",
@@ -293,8 +291,8 @@ class QII(FeatureMethod):
         "seed": 0,
     }
     #: what the text and tabular paths add (as the other perturbation methods)
-    TEXT_PARAMS: ClassVar[dict[str, Any]] = {"level": None, "replace": None}
-    TABULAR_PARAMS: ClassVar[dict[str, Any]] = {"background": None}
+    modality_params: ClassVar[dict[str, dict[str, Any]]] = {
+        "text": {"level": None, "replace": None}, "tabular": {"background": None}}
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
         for key, choices in (("variant", VARIANTS), ("quantity", QUANTITIES), ("redraw", REDRAWS),
@@ -332,37 +330,26 @@ class QII(FeatureMethod):
         return Attribution(values=values, method=self.name, target=resolved,
                            scores=scores_all.gather(1, resolved[:, None])[:, 0], extras={**common, **extras})
 
-    # texts and table rows ----------------------------------------------------------------------------------
-    def attribute(self, inputs: Any, target: TargetLike = None, *, progress: Progress | bool | None = None,
-                  **params: Any) -> Attribution:
-        from ...core.tabular import TabularModel
-        from ...core.text import TextClassifier
+    # texts and table rows: the modality hooks of Method (the base checks the parameters, including
+    # ``modality_params``, and holds the model's state)
+    def explain_text(self, classifier: Any, inputs: Any, target: TargetLike, params: dict[str, Any],
+                     progress: Progress) -> Attribution:
+        own, resolved = self._split_modality_params("text", params)
+        return explain_text_qii(self, inputs, target, resolved, own, progress)
 
-        if not isinstance(self.model, (TextClassifier, TabularModel)):
-            return super().attribute(inputs, target, progress=progress, **params)
-        text = isinstance(self.model, TextClassifier)
-        extra = self.TEXT_PARAMS if text else self.TABULAR_PARAMS
-        user = {**self.instance_params, **params}
-        unknown = sorted(set(user) - {*self.defaults, *extra, "device"})
-        require(not unknown, f"qii does not take {', '.join(map(repr, unknown))} here; its parameters are: "
-                             f"{', '.join(sorted({*self.defaults, *extra}))}")
-        user.pop("device", None)
-        own = {k: user.pop(k) for k in list(user) if k in extra}
+    def explain_tabular(self, model: Any, inputs: Any, target: TargetLike, params: dict[str, Any],
+                        progress: Progress) -> Attribution:
+        own, resolved = self._split_modality_params("tabular", params)
+        return explain_tabular_qii(self, inputs, target, resolved, own, progress)
+
+    def _split_modality_params(self, modality: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(modality's own parameters, resolved method parameters)``; image-only ones are refused."""
+        user = dict(params)
+        own = {k: user.pop(k) for k in list(user) if k in self.modality_params[modality]}
         for key in ("segments", "segmentation_params", "baseline"):
             require(key not in user, f"{key}= is for images; " + (
-                "for a text choose level= and replace=" if text else "pass background=(B, d) rows"))
-        resolved_params = {**self.defaults, **user}
-        model = getattr(self.model, "model", None)
-        warn_if_training(model)
-        tracker = as_progress(progress)
-        try:
-            with preserved(model):
-                run = explain_text_qii if text else explain_tabular_qii
-                out = run(self, inputs, target, resolved_params, own, tracker)
-        finally:
-            tracker.close()
-        return out
-
+                "for a text choose level= and replace=" if modality == "text" else "pass background=(B, d) rows"))
+        return own, {**self.defaults, **user}
 
 def run_games(games: list[QIIGame], params: dict[str, Any], device: torch.device
               ) -> tuple[list[torch.Tensor], dict[str, Any]]:
@@ -430,8 +417,8 @@ def explain_text_qii(method: QII, inputs: Any, target: TargetLike, params: dict[
     clf = method.model
     method.validate(torch.zeros(1), params)
     texts = as_texts(inputs)
-    level = check_level(own.get("level"), "qii")
-    replace = check_replace(clf, own.get("replace"), "qii")
+    level = check_level(own.get("level"), embeddings=False)
+    replace = check_replace(clf, own.get("replace"), method.text_replace)
     encs = [clf.encode(t) for t in texts]
     scores = clf.scores(texts).to(torch.float64)
     resolved = resolve_target(target, scores).cpu()

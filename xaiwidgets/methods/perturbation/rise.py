@@ -60,7 +60,7 @@ class Rise(Method):
 
     name = "rise"
     family = "perturbation"
-    modalities = ("image",)
+    tabular_strategy = None  # images only
     reference = "Petsiuk, Das & Saenko 2018, arXiv:1806.07421"
     default_reduce = "mean"
     defaults: ClassVar[dict[str, Any]] = {

@@ -21,8 +21,8 @@ from ...core.progress import Progress
 from ...core.targets import TargetLike
 from ..registry import register
 from ._common import (
-    FeatureMethod,
     Running,
+    ShapleyMethod,
     assemble,
     cancelled_result,
     check_batch_size,
@@ -32,7 +32,7 @@ from ._common import (
     scores_and_target,
 )
 from .features import Game, distinct_chunks
-from .games import MAX_EXACT_PLAYERS, all_coalitions, shapley_from_table
+from .shapley_solvers import MAX_EXACT_PLAYERS, all_coalitions, shapley_from_table
 from .streaming import Stream
 
 
@@ -69,11 +69,10 @@ def pair_mean_and_stderr(contrib: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 @register
-class ShapleySampling(FeatureMethod):
+class ShapleySampling(ShapleyMethod):
     """Permutation-sampling Shapley values over features; ``n_samples`` orderings (rounded up to pairs)."""
 
     name = "shapley_sampling"
-    modalities = ("image", "tabular", "text")
     reference = "Strumbelj & Kononenko 2010, JMLR 11:1-18; 2014, KAIS 41:647-665"
     defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 32,
@@ -101,7 +100,7 @@ class ShapleySampling(FeatureMethod):
         phis, stderrs, counts = [], [], []
         for index, game in enumerate(games):
             try:
-                phi, se = self._one(index, game, params, progress, stream)
+                phi, se = self._marginals(index, game, params, progress, stream)
             except Cancelled as exc:
                 running = exc.partial if isinstance(exc.partial, Running) else None
                 partial = cancelled_result(
@@ -124,7 +123,13 @@ class ShapleySampling(FeatureMethod):
             frame_kind="estimate" if frames else None,
         )
 
-    def _one(
+    def estimate(
+        self, game: Any, params: dict[str, Any], progress: Progress, index: int, stream: Stream
+    ) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        phi, stderr = self._marginals(index, game, params, progress, stream)
+        return phi, stderr, game.n_features == 1
+
+    def _marginals(
         self, index: int, game: Game, params: dict[str, Any], progress: Progress, stream: Stream
     ) -> tuple[torch.Tensor, torch.Tensor]:
         m = game.n_features
@@ -158,11 +163,10 @@ class ShapleySampling(FeatureMethod):
 
 
 @register
-class ExactShapley(FeatureMethod):
+class ExactShapley(ShapleyMethod):
     """Exact Shapley values over at most 16 features (2**M model evaluations per input)."""
 
     name = "exact_shapley"
-    modalities = ("image", "tabular", "text")
     reference = "Shapley 1953, Contributions to the Theory of Games II"
     defaults: ClassVar[dict[str, Any]] = {
         "baseline": 0.0,
@@ -186,15 +190,28 @@ class ExactShapley(FeatureMethod):
                     f"(more than {MAX_EXACT_PLAYERS}); pass coarser segments (e.g. segments='grid', "
                     "segmentation_params={'patch': ...}) or use 'kernel_shap' / 'shapley_sampling'"
                 )
-        phis = []
-        for index, game in enumerate(games):
-            z = all_coalitions(game.n_features, inputs.device)
-            out: list[torch.Tensor] = []
-            done = 0
-            while done < z.shape[0]:
-                out.append(game(z[done : done + game.chunk]))
-                done += out[-1].shape[0]
-                progress.update(done, z.shape[0], f"{self.name}: input {index + 1}")
-            phis.append(shapley_from_table(torch.cat(out)))
+        stream = Stream(0, None)
+        phis = [self.estimate(game, params, progress, index, stream)[0] for index, game in enumerate(games)]
         values, extras = assemble(games, phis, inputs, resolved, scores)
         return Attribution(values=values, method=self.name, target=resolved, scores=scores, extras=extras)
+
+    def estimate(
+        self, game: Any, params: dict[str, Any], progress: Progress, index: int, stream: Stream
+    ) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+        """Every one of the ``2**M`` coalitions (M <= 16), in the game's chunks."""
+        m = game.n_features
+        if m > MAX_EXACT_PLAYERS:
+            hint = getattr(game, "fewer_features_hint", "")
+            raise ParameterError(
+                f"exact_shapley enumerates 2**M coalitions and this input has M={m} features (more than "
+                f"{MAX_EXACT_PLAYERS}); use 'kernel_shap' or 'shapley_sampling'{hint}"
+            )
+        z = all_coalitions(m, game.masker.x.device)
+        out: list[torch.Tensor] = []
+        done = 0
+        while done < z.shape[0]:
+            out.append(game(z[done : done + game.chunk]))
+            done += out[-1].shape[0]
+            progress.update(done, z.shape[0], f"{self.name}: input {index + 1}")
+        phi = shapley_from_table(torch.cat(out))
+        return phi, torch.zeros_like(phi), True

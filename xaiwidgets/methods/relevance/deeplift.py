@@ -168,7 +168,6 @@ class DeepLift(Method):
 
     name = "deeplift"
     family = "relevance"
-    modalities = ("image", "tabular")
     reference = "Shrikumar et al. 2017, arXiv:1704.02685"
     defaults: ClassVar[dict[str, Any]] = {"baseline": None, "batch_size": 32, "seed": 0, "conservation": "warn"}
 
@@ -218,7 +217,6 @@ class DeepShap(Method):
 
     name = "deepshap"
     family = "relevance"
-    modalities = ("image", "tabular")
     reference = "Lundberg & Lee 2017, arXiv:1705.07874"
     defaults: ClassVar[dict[str, Any]] = {"background": None, "batch_size": 32, "conservation": "warn"}
 

@@ -132,7 +132,6 @@ def _lrp_message(check: dict[str, Any], where: dict[str, Any] | None) -> str:
 
 class _LRP(Method):
     family = "relevance"
-    modalities = ("image", "tabular")
     reference = "Bach et al. 2015, PLoS ONE 10(7):e0130140"
     extra_defaults: ClassVar[dict[str, Any]] = {}
 
