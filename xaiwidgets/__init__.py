@@ -12,6 +12,7 @@ from .core import Attribution, ImageClassifier, TabularModel, TextClassifier
 from .dataset import DatasetExplanations, explain_dataset, open_explanations
 from .widgets import (
     AnchorView,
+    DatasetExplorer,
     EvaluationView,
     ExplainDashboard,
     FeatureGallery,
@@ -21,14 +22,15 @@ from .widgets import (
     TokenView,
     evaluate,
     explain,
+    explore,
     to_html,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnchorView", "Attribution", "DatasetExplanations", "EvaluationView", "ExplainDashboard", "FeatureGallery",
-    "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView", "TabularModel", "TextClassifier", "TokenView",
-    "__version__", "analysis", "attribute", "core", "dataset", "demo", "evaluate", "explain", "explain_dataset",
-    "featurevis", "methods", "metrics", "open_explanations", "to_html",
+    "AnchorView", "Attribution", "DatasetExplanations", "DatasetExplorer", "EvaluationView", "ExplainDashboard",
+    "FeatureGallery", "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView", "TabularModel", "TextClassifier",
+    "TokenView", "__version__", "analysis", "attribute", "core", "dataset", "demo", "evaluate", "explain",
+    "explain_dataset", "explore", "featurevis", "methods", "metrics", "open_explanations", "to_html",
 ]
