@@ -65,7 +65,7 @@ const CSS = `
 .xw-etile-label, .xw-etile-pred { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .xw-etile-label { color: var(--xw-fg2); }
 .xw-etile-pred.xw-wrong { color: var(--xw-error); font-weight: 600; }
-.xw-etile-conf { color: var(--xw-fg2); font-variant-numeric: tabular-nums; }
+.xw-etile-conf { color: var(--xw-fg2); font-variant-numeric: tabular-nums; font-size: 10px; white-space: nowrap; overflow: hidden; }
 .xw-ex-side { display: flex; flex-direction: column; gap: 6px; width: ${SCATTER + 4}px; }
 .xw-spray-head { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; font-size: 12px; }
 .xw-spray-state { font-size: 12px; color: var(--xw-fg2); }
@@ -551,6 +551,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
         ? `${className(Number(s.cls))}: ${s.n_clusters} clusters (eigengap), ${(s.sizes as number[]).join(" / ")} items`
         : "Pick a class and run SpRAy to cluster its maps.";
     if (s.state === "error") message.textContent = `SpRAy: ${String(s.error)}`;
+    if (s.state === "done" && typeof s.cls === "number") sprayClass.value = String(s.cls);
     const ok = s.state === "done" && isArrayDict(s.embedding) && isArrayDict(s.indices) && isArrayDict(s.labels);
     if (!ok) {
       points = new Float32Array(0);
