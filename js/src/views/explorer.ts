@@ -56,12 +56,13 @@ const CSS = `
 .xw-count { font-size: 12px; color: var(--xw-fg2); font-variant-numeric: tabular-nums; }
 .xw-grid { position: relative; height: 460px; overflow-y: auto; overflow-x: hidden; border: 1px solid var(--xw-border);
   border-radius: 4px; background: var(--xw-bg); }
-.xw-grid-inner { position: relative; width: 100%; }
+.xw-grid-inner { position: relative; width: 100%; contain: layout style; }
 .xw-etile { position: absolute; width: ${TILE_W - 6}px; display: flex; flex-direction: column; gap: 1px; padding: 2px;
-  border: 2px solid transparent; border-radius: 4px; cursor: pointer; font-size: 11px; line-height: 1.25; }
+  border: 2px solid transparent; border-radius: 4px; cursor: pointer; font-size: 11px; line-height: 1.25;
+  contain: layout paint style; }
 .xw-etile:hover { background: var(--xw-bg2); }
 .xw-etile.xw-selected { border-color: var(--xw-accent); }
-.xw-etile-canvas { width: 92px; height: 92px; display: block; border-radius: 3px; background: var(--xw-bg2); }
+.xw-etile-canvas { width: 92px; height: 92px; display: block; background: var(--xw-bg2); image-rendering: pixelated; }
 .xw-etile-label, .xw-etile-pred { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .xw-etile-label { color: var(--xw-fg2); }
 .xw-etile-pred.xw-wrong { color: var(--xw-error); font-weight: 600; }
