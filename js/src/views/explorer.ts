@@ -565,6 +565,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
       points = projectPoints(decodeArray(s.embedding as ArrayDict).data as Float32Array, SCATTER);
       clusters = clusterOfRows(meta, pointIndex, pointCluster);
     }
+    groupsKey = "";
     drawScatter();
     drawEigen(s);
     drawMeans(s);
@@ -580,17 +581,44 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
     return clusterColour(pointCluster[i]);
   }
 
+  // Points grouped by colour (rebuilt when the result, the metadata or the colouring changes), so a redraw
+  // while brushing sets each fill style once and fills one path per colour.
+  let groups: { key: string; colour: string; points: number[] }[] = [];
+  let groupsKey = "";
+  function pointGroups(): typeof groups {
+    const mode = colourBy.value || "cluster";
+    const key = `${mode}|${points.length}|${meta.n}|${String(model.get("spray")?.cls)}`;
+    if (key === groupsKey) return groups;
+    groupsKey = key;
+    const lut = getLUT("viridis");
+    const byColour = new Map<string, number[]>();
+    for (let i = 0; i < points.length / 2; i++) {
+      const c = pointColour(i, mode, lut);
+      let list = byColour.get(c);
+      if (!list) byColour.set(c, (list = []));
+      list.push(i);
+    }
+    groups = Array.from(byColour, ([colour, list]) => ({ key: colour, colour, points: list }));
+    return groups;
+  }
+
   function drawScatter(): void {
     const ctx = scatter.getContext("2d");
     if (!ctx) return;
     ctx.clearRect(0, 0, SCATTER, SCATTER);
-    const mode = colourBy.value || "cluster";
-    const lut = getLUT("viridis");
     const sel = brush ? null : selection();
-    for (let i = 0; i < points.length / 2; i++) {
-      ctx.fillStyle = pointColour(i, mode, lut);
-      ctx.globalAlpha = sel && sel.size && !sel.has(pointIndex[i]) ? 0.25 : 0.85;
-      ctx.fillRect(points[2 * i] - 2, points[2 * i + 1] - 2, 4, 4);
+    const fade = sel !== null && sel.size > 0;
+    for (const g of pointGroups()) {
+      ctx.fillStyle = g.colour;
+      for (const pass of fade ? [false, true] : [true]) {
+        ctx.globalAlpha = pass ? 0.85 : 0.25;
+        ctx.beginPath();
+        for (const i of g.points) {
+          if (fade && sel!.has(pointIndex[i]) !== pass) continue;
+          ctx.rect(points[2 * i] - 2, points[2 * i + 1] - 2, 4, 4);
+        }
+        ctx.fill();
+      }
     }
     ctx.globalAlpha = 1;
     if (brush) {
