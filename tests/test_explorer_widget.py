@@ -7,7 +7,9 @@ and its thumbnails are the inputs through the display function. Every request ge
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,18 @@ class Recorder:
         self.view._on_message(self.view, {**content, "id": "r1"}, [])
         self.view.wait(30)
         return [m for m, _ in self.sent if m.get("id") == "r1" and m["type"] == "done"][-1]
+
+
+@contextlib.contextmanager
+def opened(run: Any, *, with_model: bool = True, **kw: Any) -> Iterator[tuple[DatasetExplorer, Recorder]]:
+    """An explorer over the module's store (with its model and data unless ``with_model=False``), closed after."""
+    net, x, _y, expl = run
+    reopened = xw.open_explanations(expl.path, data=x, model=net) if with_model else xw.open_explanations(expl.path)
+    view = xw.explore(reopened, wait=True, **kw)
+    try:
+        yield view, Recorder(view)
+    finally:
+        view.close()
 
 
 def arrays(meta: dict[str, Any], key: str) -> np.ndarray:
@@ -100,10 +114,8 @@ def test_streaming_shows_partial_results_before_the_end(tmp_path, monkeypatch):
 
 
 def test_page_request_answers_with_the_stored_maps_and_thumbnails(run):
-    net, x, _y, expl = run
-    view = xw.explore(xw.open_explanations(expl.path, data=x, model=net), wait=True)
-    rec = Recorder(view)
-    try:
+    _net, x, _y, expl = run
+    with opened(run) as (_view, rec):
         done = rec.ask({"type": "page", "indices": [5, 0, 17], "method": "saliency"})
         assert done["status"] == "done"
         header, buffers = [(m, b) for m, b in rec.sent if m["type"] == "page"][-1]
@@ -118,15 +130,10 @@ def test_page_request_answers_with_the_stored_maps_and_thumbnails(run):
         assert thumbs.shape == (3, SIDE, SIDE, 3)
         ref = (x[[5, 0, 17]].permute(0, 2, 3, 1).numpy() - float(x[5].min())) / float(x[5].max() - x[5].min())
         np.testing.assert_allclose(thumbs / 255.0, np.clip(ref, 0, 1), atol=1 / 255 + 1e-6)
-    finally:
-        view.close()
 
 
 def test_bad_requests_get_an_error_answer(run):
-    net, x, _y, expl = run
-    view = xw.explore(xw.open_explanations(expl.path, data=x, model=net), wait=True)
-    rec = Recorder(view)
-    try:
+    with opened(run) as (view, rec):
         assert rec.ask({"type": "page", "indices": "all"})["status"] == "error"
         assert rec.ask({"type": "page", "indices": list(range(300))})["status"] == "error"
         gone = rec.ask({"type": "page", "indices": [3, 999]})
@@ -136,15 +143,11 @@ def test_bad_requests_get_an_error_answer(run):
         assert rec.ask({"type": "nonsense"})["status"] == "error"
         assert rec.ask({"type": "drill", "index": 999})["status"] == "error"
         assert "not in these explanations" in view.drill["error"]
-    finally:
-        view.close()
 
 
 def test_drill_down_opens_the_item_in_a_dashboard(run):
-    net, x, _y, expl = run
-    view = xw.explore(xw.open_explanations(expl.path, data=x, model=net), wait=True)
-    rec = Recorder(view)
-    try:
+    _net, x, _y, _expl = run
+    with opened(run) as (view, rec):
         assert rec.ask({"type": "drill", "index": 7})["status"] == "done"
         dash = view.dashboard
         assert isinstance(dash, xw.ExplainDashboard)
@@ -153,29 +156,20 @@ def test_drill_down_opens_the_item_in_a_dashboard(run):
         assert dash.methods == ["gradcam", "saliency"]
         assert rec.ask({"type": "drill", "index": -1})["status"] == "done"
         assert view.dashboard is None and view.drill == {}
-    finally:
-        view.close()
 
 
 def test_drill_without_model_says_so(run):
-    _, _x, _, expl = run
-    view = xw.explore(xw.open_explanations(expl.path), wait=True)
-    rec = Recorder(view)
-    try:
+    with opened(run, with_model=False) as (view, rec):
         assert not view.has_model and not view.has_images
         done = rec.ask({"type": "drill", "index": 2})
         assert done["status"] == "error" and "no model" in done["error"]
         header, buffers = view.page([1, 2])
         assert "images" not in header and len(buffers) == 1  # maps only: no data at hand
-    finally:
-        view.close()
 
 
 def test_spray_request_and_a_class_too_small(run):
-    net, x, _y, expl = run
-    view = xw.explore(xw.open_explanations(expl.path, data=x, model=net), spray={"embedding": "spectral"}, wait=True)
-    rec = Recorder(view)
-    try:
+    _net, _x, _y, expl = run
+    with opened(run, spray={"embedding": "spectral"}) as (view, rec):
         counts = np.bincount(expl.predictions, minlength=3)
         big = int(np.argmax(counts))
         assert rec.ask({"type": "spray", "cls": big})["status"] == "done"
@@ -187,14 +181,10 @@ def test_spray_request_and_a_class_too_small(run):
         small = rec.ask({"type": "spray", "cls": absent})
         assert small["status"] == "error" and "at least 3" in small["error"]
         assert view.spray["state"] == "error" and "at least 3" in view.spray["error"]
-    finally:
-        view.close()
 
 
 def test_selection_export_and_fallback_are_bounded(run):
-    net, x, _y, expl = run
-    view = xw.explore(xw.open_explanations(expl.path, data=x, model=net), wait=True)
-    try:
+    with opened(run) as (view, _rec):
         view.selection = [9, 2, 2, 4]
         assert view.selection == [2, 4, 9]
         state = view._export_state()
@@ -204,8 +194,6 @@ def test_selection_export_and_fallback_are_bounded(run):
         assert view.meta["n"] == N  # the export did not touch the live view
         png = view._fallback_png()
         assert png and png[:4] == b"\x89PNG"
-    finally:
-        view.close()
 
 
 def test_bad_input_messages(run, tmp_path):

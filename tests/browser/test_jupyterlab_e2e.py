@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from explorer_flow import EXPLORER_CELLS, run_explorer_flow
 from lab_server import JupyterServer, start_server, write_notebook
 from notebook_flow import NOTEBOOK_CELLS, run_explain_flow
 from text_views_flow import FORCE_CELLS, run_forceplot_flow
@@ -40,3 +41,11 @@ def test_forceplot_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> N
     numbers = run_forceplot_flow(chromium_browser, lab, "/lab/tree/forceplot.ipynb", "jupyterlab")
     print(f"\n[forceplot in JupyterLab] red - blue = {numbers['red'] - numbers['blue']:.5f}, "
           f"end - base = {numbers['end'] - numbers['base']:.5f}, output = {numbers['output']:.5f}")
+
+
+def test_explorer_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> None:
+    """A DatasetExplorer over 120 shapes explained in the kernel (other kernels shut down first): filter to
+    the wrong predictions, SpRAy, brush, click a tile, the dashboard draws its heatmap inside the explorer."""
+    lab.shutdown_sessions()
+    write_notebook(lab.root / "explorer.ipynb", EXPLORER_CELLS)
+    run_explorer_flow(chromium_browser, lab, "/lab/tree/explorer.ipynb")

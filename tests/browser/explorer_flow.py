@@ -1,22 +1,20 @@
-"""DatasetExplorer end to end in a real JupyterLab: the kernel explains 120 shapes (streaming), the browser
-filters to the wrong predictions, runs SpRAy, brushes a group of points, and clicks a tile; the explain
-dashboard opens inside the explorer (a child widget model through the host's widget manager) and draws
-its heatmap. Every 7th label is shifted, so there are wrong predictions to filter to whatever the demo
-CNN's accuracy.
+"""The DatasetExplorer flow of the JupyterLab end-to-end test (test_jupyterlab_e2e.py): in a real
+JupyterLab the kernel explains 120 shapes (streaming), the browser filters to the wrong predictions, runs
+SpRAy, brushes a group of points and clicks a tile; the explain dashboard opens inside the explorer (a
+child widget model through the host's widget manager) and draws its heatmap. Every 7th label is shifted,
+so there are wrong predictions to filter to whatever the demo CNN's accuracy.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from lab_server import JupyterServer, start_server, write_notebook
+from lab_server import JupyterServer
 from notebook_flow import ARTIFACTS, failure_report, open_and_run_all, wait_for_canvas
 
-pytestmark = pytest.mark.browser
-
-CELLS = [
+EXPLORER_CELLS = [
     "import torch, xaiwidgets as xw\n"
     "clf = xw.demo.shapes_classifier()\n"
     "d = xw.demo.make_shapes(120, seed=3)\n"
@@ -28,28 +26,31 @@ CELLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
-    server = start_server(tmp_path_factory.mktemp("jupyterlab-explorer"), app="lab")
-    write_notebook(server.root / "explorer.ipynb", CELLS)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def count_of(page: Any) -> tuple[int, int]:
     shown, _, total, _ = page.inner_text(".xw-count").replace(",", "").split()
     return int(shown), int(total)
 
 
-def test_explorer_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> None:
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+@contextlib.contextmanager
+def recorded_page(browser: Any, lab: JupyterServer, prefix: str) -> Iterator[tuple[Any, list[str]]]:
+    """A 1400x1000 page and its page errors; on failure a screenshot and the server log (failure_report)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
+    page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
-        open_and_run_all(page, lab, "/lab/tree/explorer.ipynb")
+        yield page, errors
+    except Exception:
+        failure_report(page, prefix, errors, lab.log)
+        raise
+    finally:
+        context.close()
+
+
+def run_explorer_flow(browser: Any, lab: JupyterServer, path: str) -> None:
+    """Run the notebook at ``path``; filter, SpRAy, brush, click a tile; the dashboard's heatmap is drawn."""
+    with recorded_page(browser, lab, "jupyterlab_explorer") as (page, errors):
+        open_and_run_all(page, lab, path)
         page.wait_for_selector('.xw-explorer[data-status="idle"]', timeout=240_000)
         page.wait_for_function("() => document.querySelector('.xw-count').textContent.startsWith('120 of 120')",
                                timeout=60_000)
@@ -92,8 +93,3 @@ def test_explorer_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> No
         page.locator(".xw-drill").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "jupyterlab_explorer_drill.png"), full_page=False)
         assert not [e for e in errors if "xaiwidgets" in e or "anywidget" in e], errors
-    except Exception:
-        failure_report(page, "jupyterlab_explorer", errors, lab.log)
-        raise
-    finally:
-        context.close()
