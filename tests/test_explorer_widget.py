@@ -113,6 +113,27 @@ def test_streaming_shows_partial_results_before_the_end(tmp_path, monkeypatch):
     assert seen[:3] == [8, 16, 24], seen
 
 
+def test_cancel_keeps_the_finished_chunks(tmp_path, monkeypatch):
+    import xaiwidgets.widgets.explorer as ex
+
+    monkeypatch.setattr(ex, "META_INTERVAL", 0.0)
+    net, x, _y = tiny()
+    orig = ex.DatasetExplorer._adopt
+
+    def cancel_after_first(self, expl, method=None):
+        orig(self, expl, method)
+        self.cancel()  # as the view's Cancel button: the run stops after its current chunk
+
+    monkeypatch.setattr(ex.DatasetExplorer, "_adopt", cancel_after_first)
+    view = xw.explore(net, x, ("gradcam",), store=tmp_path / "s", batch_size=8, map_size=MAP, wait=True)
+    try:
+        assert view.status == "cancelled"
+        assert 8 <= len(view.explanations) < N and view.meta["n"] == len(view.explanations)
+        assert len(xw.open_explanations(tmp_path / "s")) == len(view.explanations)
+    finally:
+        view.close()
+
+
 def test_page_request_answers_with_the_stored_maps_and_thumbnails(run):
     _net, x, _y, expl = run
     with opened(run) as (_view, rec):
@@ -128,7 +149,8 @@ def test_page_request_answers_with_the_stored_maps_and_thumbnails(run):
             np.testing.assert_allclose(got, want[k], atol=(hi - lo) / 255 / 2 + 1e-6)
         thumbs = np.frombuffer(buffers[1], np.uint8).reshape(header["images"]["shape"])
         assert thumbs.shape == (3, SIDE, SIDE, 3)
-        ref = (x[[5, 0, 17]].permute(0, 2, 3, 1).numpy() - float(x[5].min())) / float(x[5].max() - x[5].min())
+        lo, hi = float(x[:16].min()), float(x[:16].max())  # the display's range: the first 16 items
+        ref = (x[[5, 0, 17]].permute(0, 2, 3, 1).numpy() - lo) / (hi - lo)
         np.testing.assert_allclose(thumbs / 255.0, np.clip(ref, 0, 1), atol=1 / 255 + 1e-6)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 import traitlets
 
 from ..core.adapters import unwrap_model
@@ -259,9 +260,10 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         expl = self.explanations
         assert expl is not None and expl._source is not None
         x, _ = expl._source.load(index)
-        if self._display is None:
+        if self._display is None:  # one affine map for every thumbnail (the adapter's, else a sample's range)
             _, adapter = unwrap_model(self._model) if self._model is not None else (None, None)
-            self._display = display_function(adapter, x[None])
+            sample = [expl._source.load(int(i))[0] for i in expl.indices[:16]] or [x]
+            self._display = display_function(adapter, torch.stack(sample))
         img = self._display(x[None])[0]
         h, w = img.shape[:2]
         scale = min(1.0, THUMB_SIDE / max(h, w))
