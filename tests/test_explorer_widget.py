@@ -199,6 +199,10 @@ def test_spray_request_and_a_class_too_small(run):
         assert s["state"] == "done" and sum(s["sizes"]) == counts[big]
         assert s["embedding"]["shape"] == [int(counts[big]), 2]
         np.testing.assert_array_equal(arrays(s, "indices"), np.flatnonzero(expl.predictions == big))
+        acts = rec.ask({"type": "spray", "cls": big, "space": "activations"})
+        assert acts["status"] == "done" and view.spray["space"] == "activations"
+        assert view._spray_result.eigenvectors.shape[0] == counts[big]
+        assert rec.ask({"type": "spray", "cls": big, "space": "pixels"})["status"] == "error"
         absent = int(np.argmin(counts)) if counts.min() < 3 else 7
         small = rec.ask({"type": "spray", "cls": absent})
         assert small["status"] == "error" and "at least 3" in small["error"]

@@ -207,8 +207,8 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
             self._page_request(request_id, content)
         elif kind == "spray":
             self.send({"type": "accepted", "id": request_id})
-            self._submit(lambda cancel: self._spray_job(content.get("cls"), content.get("method"), request_id,
-                                                        cancel), cancel_running=False)
+            self._submit(lambda _cancel: self._spray_job(content.get("cls"), content.get("method"), request_id,
+                                                         content.get("space", "maps")), cancel_running=False)
         elif kind == "drill":
             self.send({"type": "accepted", "id": request_id})
             self._submit(lambda _cancel: self._drill_job(content.get("index"), request_id), cancel_running=False)
@@ -309,25 +309,38 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         self._send_meta()
 
     # ----- SpRAy
-    def _spray_job(self, cls: Any, method: Any, request_id: str, cancel: threading.Event) -> None:
+    def _spray_job(self, cls: Any, method: Any, request_id: str, space: Any = "maps") -> None:
+        """SpRAy on the items predicted as ``cls``: on ``method``'s maps (``space="maps"``) or, to compare,
+        on their penultimate activations (``"activations"``, the store's embeddings, unnormalised)."""
+        from ..analysis import spray
+
         method = method if isinstance(method, str) and method else self.method
         try:
             if isinstance(cls, bool) or not isinstance(cls, int):
                 raise ParameterError(f"cls must be a class index, got {cls!r}")
+            if space not in ("maps", "activations"):
+                raise ParameterError(f"space must be 'maps' or 'activations', got {space!r}")
             expl = self.explanations
             if expl is None:
                 raise InputError("no explanations yet")
             self._maps(method)
-            self.spray = {"cls": cls, "method": method, "state": "running"}
+            self.spray = {"cls": cls, "method": method, "space": space, "state": "running"}
             options = dict(self._spray_options)
             n_cls = int((expl.predictions == cls).sum())
             options.setdefault("embedding", "tsne" if n_cls <= SPRAY_TSNE_UP_TO else "spectral")
-            result = expl.spray(method, cls, **options)
+            if space == "maps":
+                result = expl.spray(method, cls, **options)
+            else:
+                sub = expl.select(expl.predictions == cls)
+                if len(sub) < 3:
+                    raise InputError(f"SpRAy needs at least 3 items; {len(sub)} are predicted as class {cls}")
+                result = spray(np.asarray(sub.embeddings, np.float32), **{"normalize": None, **options})
+                result.indices = sub.indices
             self._spray_result = result
-            self.spray = self._spray_payload(result, cls, method)
+            self.spray = {**self._spray_payload(result, cls, method), "space": space}
         except Exception as exc:
-            self.spray = {"cls": cls if isinstance(cls, int) else -1, "method": method, "state": "error",
-                          "error": f"{exc}"}
+            self.spray = {"cls": cls if isinstance(cls, int) else -1, "method": method, "space": space,
+                          "state": "error", "error": f"{exc}"}
             self._reply(request_id, "error", str(exc))
             return
         self._reply(request_id, "done")
@@ -354,9 +367,10 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
             "sizes": [int((result.labels == c).sum()) for c in range(result.n_clusters)],
         }
 
-    def run_spray(self, cls: int, method: str | None = None, *, wait: bool = True) -> Any:
-        """Run SpRAy on the items predicted as ``cls`` (as the view's button does); returns the result."""
-        self._submit(lambda cancel: self._spray_job(int(cls), method, "", cancel), cancel_running=False)
+    def run_spray(self, cls: int, method: str | None = None, *, space: str = "maps", wait: bool = True) -> Any:
+        """Run SpRAy on the items predicted as ``cls`` (as the view's button does; ``space="activations"``
+        clusters the penultimate activations instead of the maps); returns the result."""
+        self._submit(lambda _cancel: self._spray_job(int(cls), method, "", space), cancel_running=False)
         if wait:
             wait_or_cancel(self)
             if self.spray.get("state") == "error":

@@ -14,7 +14,8 @@
 //       canvas.xw-etile-canvas (data-loaded="true" once its pixels arrived), .xw-etile-label,
 //       .xw-etile-pred (.xw-wrong when wrong), .xw-etile-conf; .xw-selected when in `selection`.
 //       click sends {type: "drill", index}; shift-click toggles the item in `selection`
-//   .xw-spray  select.xw-spray-class  button.xw-spray-run  .xw-spray-state  select.xw-colour-by
+//   .xw-spray  select.xw-spray-class  select.xw-spray-space (maps | activations)  button.xw-spray-run
+//     .xw-spray-state  select.xw-colour-by
 //     canvas.xw-scatter (drag: rectangle brush; hover: .xw-tooltip with canvas.xw-hover-thumb)
 //     canvas.xw-eigen (eigenvalues; data-gap = the eigengap's k)  .xw-means > .xw-mean[data-cluster]
 //   .xw-drill[data-index]  .xw-drill-host (the dashboard view)  .xw-drill-error  button.xw-drill-close
@@ -55,7 +56,7 @@ const CSS = `
   border: 1px solid var(--xw-border); border-radius: 3px; }
 .xw-count { font-size: 12px; color: var(--xw-fg2); font-variant-numeric: tabular-nums; }
 .xw-grid { position: relative; height: 460px; overflow-y: auto; overflow-x: hidden; border: 1px solid var(--xw-border);
-  border-radius: 4px; background: var(--xw-bg); }
+  border-radius: 4px; background: var(--xw-bg); will-change: transform; }
 .xw-grid-inner { position: relative; width: 100%; contain: layout style; }
 .xw-etile { position: absolute; width: ${TILE_W - 6}px; display: flex; flex-direction: column; gap: 1px; padding: 2px;
   border: 2px solid transparent; border-radius: 4px; cursor: pointer; font-size: 11px; line-height: 1.25;
@@ -202,13 +203,14 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   const sprayRun = h("button", "xw-spray-run", { type: "button" }, ["Run SpRAy"]);
   const sprayState = h("div", "xw-spray-state", { "aria-live": "polite" });
   const colourBy = sel("xw-colour-by", "colour points by");
+  const space = sel("xw-spray-space", "what SpRAy clusters");
   const scatter = h("canvas", "xw-scatter", { width: SCATTER, height: SCATTER, role: "img", "aria-label": "SpRAy embedding" });
   const eigen = h("canvas", "xw-eigen", { width: SCATTER, height: 90, role: "img", "aria-label": "eigenvalues" });
   const means = h("div", "xw-means");
   const clearBrush = h("button", "xw-clear-brush", { type: "button" }, ["Clear selection"]);
   const side = h("div", "xw-ex-side xw-spray", {}, [
     h("div", "xw-section-title", {}, ["SpRAy (spectral relevance analysis)"]),
-    h("div", "xw-spray-head", {}, [control("Class", sprayClass), sprayRun, control("Colour", colourBy)]),
+    h("div", "xw-spray-head", {}, [control("Class", sprayClass), control("On", space), sprayRun, control("Colour", colourBy)]),
     sprayState, scatter, clearBrush, eigen, means,
   ]);
 
@@ -237,6 +239,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
     fSort.append(h("option", "", { value: v }, [t]));
   }
   for (const [v, t] of [["cluster", "cluster"], ["correct", "correct / wrong"], ["conf", "confidence"]]) colourBy.append(h("option", "", { value: v }, [t]));
+  for (const [v, t] of [["maps", "maps"], ["activations", "activations"]]) space.append(h("option", "", { value: v }, [t]));
   for (const name of ["auto", "diverging", "viridis", "inferno", "jet", "gray"]) fColormap.append(h("option", "", { value: name }, [name]));
 
   // --- state ------------------------------------------------------------------------------------
@@ -549,7 +552,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
     const s = model.get("spray") ?? {};
     sprayState.textContent = s.state === "running" ? `running SpRAy on ${className(Number(s.cls))}…`
       : s.state === "error" ? "" : s.state === "done"
-        ? `${className(Number(s.cls))}: ${s.n_clusters} clusters (eigengap), ${(s.sizes as number[]).join(" / ")} items`
+        ? `${className(Number(s.cls))}, ${s.space === "activations" ? "activations" : `${String(s.method)} maps`}: ${s.n_clusters} clusters (eigengap), ${(s.sizes as number[]).join(" / ")} items`
         : "Pick a class and run SpRAy to cluster its maps.";
     if (s.state === "error") message.textContent = `SpRAy: ${String(s.error)}`;
     if (s.state === "done" && typeof s.cls === "number") sprayClass.value = String(s.cls);
@@ -763,7 +766,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
 
   const onSprayRun = (): void => {
     message.textContent = "";
-    const req = requests.send("spray", { cls: Number(sprayClass.value), method: model.get("method") });
+    const req = requests.send("spray", { cls: Number(sprayClass.value), method: model.get("method"), space: space.value || "maps" });
     sprayState.textContent = "asking the kernel…";
     void req.done.then((msg) => {
       if (msg.status === "error") message.textContent = `SpRAy: ${String(msg.error ?? "failed")}`;
