@@ -34,7 +34,7 @@ from ..dataset import DatasetExplanations, explain_dataset
 from ..dataset.sources import make_source
 from ..dataset.store import Store
 from .base import PngFallbackWidget, ViewOptions, esm
-from .buffers import array_payload, quantize, value_range
+from .buffers import array_payload, fit_display, quantize, value_range
 from .jobs import CancellableJob, wait_or_cancel
 from .scrubber import display_function, downsample_images
 
@@ -467,6 +467,8 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
                 continue
             lo, hi = ranges[k]
             values = lo + codes[k].astype(np.float32) / 255.0 * (hi - lo)
+            if images is not None:  # the map over the thumbnail, upsampled bilinearly as the view draws it
+                values = fit_display(values, images.shape[1:3])
             rgba = overlay_rgba(values, bool(lo < 0 < hi), opacity=self.opacity, colormap=self.colormap,
                                 absolute=self.absolute)
             if images is not None and images.shape[1:3] == values.shape:
@@ -477,7 +479,7 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
             r = int(rows[k])
             ax.set_title(f"#{chosen[k]} {self.classes[int(expl.predictions[r])] if self.classes else ''}",
                          fontsize=7)
-        fig.suptitle(f"{self.title or 'DatasetExplorer'} · {self.method} · {len(expl)} items", fontsize=9)
+        fig.suptitle(f"{self.title or 'DatasetExplorer'} · {self.method} map · {len(expl)} items", fontsize=9)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
         return buf.getvalue()
@@ -535,7 +537,7 @@ def explore(
     methods = (methods,) if isinstance(methods, str) else tuple(methods)
     path = str(store) if store is not None else _temp_store()
     view = DatasetExplorer(None, model=model, method=method, spray_options=spray,
-                           title=title or f"{type(unwrap_model(model)[0]).__name__} · {', '.join(methods)}",
+                           title=title or f"{type(unwrap_model(model)[0]).__name__} on a dataset",
                            status="computing")
     view.methods = list(methods)
     view.method = method or methods[0]
