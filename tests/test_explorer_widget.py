@@ -247,3 +247,29 @@ def test_outside_centre():
     m[2] = 1  # uniform: the centre box (4x4 of 8x8) holds a quarter
     np.testing.assert_allclose(outside_centre(m), [1.0, 0.0, 0.75])
     assert np.isnan(outside_centre(-np.ones((1, 4, 4))))[0]
+
+
+def test_close_stops_the_threads_and_frees_the_model(tmp_path):
+    """Closing the explorer closes its drill-down dashboard too; no worker stays, the model is collected."""
+    import gc
+    import threading
+    import time
+    import weakref
+
+    def workers() -> int:
+        return sum(t.name.startswith("xaiwidgets-") and t.is_alive() for t in threading.enumerate())
+
+    before = workers()
+    net, x, y = tiny()
+    ref = weakref.ref(net)
+    view = xw.explore(net, x, ("gradcam",), labels=y, batch_size=8, map_size=MAP, wait=True)
+    view.page([0, 1])
+    view.open_item(1).wait()
+    assert workers() == before + 2  # the explorer's and the dashboard's
+    view.close()
+    del net
+    end = time.monotonic() + 10
+    while (ref() is not None or workers() > before) and time.monotonic() < end:
+        gc.collect()
+        time.sleep(0.05)
+    assert workers() == before and ref() is None

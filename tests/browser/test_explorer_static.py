@@ -4,8 +4,9 @@ The page gets metadata for 10,000 items as binary arrays; the test plays the ker
 ``page`` request the view sends with the maps of exactly those items (uint8 buffers, as
 ``DatasetExplorer.page`` sends them). Oracles: the DOM holds a bounded number of tiles at any scroll
 position; every page request names only items on screen (plus the one-row overscan); filters and the
-scatter's rectangle brush leave exactly the items the same rule selects in numpy; a tile's pixels are
-the colour map's value of that item's map (viridis LUT, exact: the map is drawn opaque without a photo).
+scatter's rectangle brush leave exactly the items the same rule selects in numpy; hovering a point shows its
+item and thumbnail; a tile's pixels are the colour map's value of that item's map (viridis LUT, exact: the
+map is drawn opaque without a photo).
 Both themes pass the WCAG contrast check of test_themes_static.py.
 """
 
@@ -200,9 +201,20 @@ def test_spray_brush_filters_the_grid_and_sets_the_selection(wpage: WidgetPage) 
     wpage.kernel_set("spray", state)
     assert wpage.page.get_attribute(".xw-eigen", "data-gap") == "2"
     assert wpage.page.locator(".xw-mean").count() == 2
-    # brush the upper-right cluster (cluster 1 sits at large x and y: top right of the canvas)
+    # hovering a point shows its item, then its thumbnail once the kernel sent its pixels
     wpage.page.locator(".xw-scatter").scroll_into_view_if_needed()
     box = wpage.page.locator(".xw-scatter").bounding_box()
+    for dx in range(0, 60, 3):
+        wpage.page.mouse.move(box["x"] + box["width"] * 0.84 - dx, box["y"] + box["height"] * 0.16 + dx / 2)
+        if wpage.page.is_visible(".xw-tooltip"):
+            break
+    assert wpage.page.inner_text(".xw-tooltip").startswith("#")
+    hovered = int(wpage.page.inner_text(".xw-tooltip")[1:].split()[0])
+    assert hovered in set(idx[labels == 1].tolist())
+    kernel.serve()
+    wpage.page.mouse.move(box["x"] + box["width"] * 0.84 - dx, box["y"] + box["height"] * 0.16 + dx / 2 + 0.5)
+    assert wpage.page.locator(".xw-tooltip canvas.xw-hover-thumb").count() == 1
+    # brush the upper-right cluster (cluster 1 sits at large x and y: top right of the canvas)
     wpage.page.mouse.move(box["x"] + box["width"] * 0.55, box["y"] + 2)
     wpage.page.mouse.down()
     wpage.page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] * 0.45, steps=5)
