@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 import traitlets
 
 from ..core.adapters import unwrap_model
@@ -136,7 +135,7 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
                 self.method = method
             elif not self.method and methods:
                 self.method = methods[0]
-            self.has_images = expl._source is not None
+            self.has_images = expl.has_inputs
             self._send_meta()
 
     def _n_classes(self, expl: DatasetExplanations) -> int:
@@ -258,13 +257,12 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
             self._pages.move_to_end(key)
             return hit[0]
         expl = self.explanations
-        assert expl is not None and expl._source is not None
-        x, _ = expl._source.load(index)
+        assert expl is not None and expl.has_inputs
+        x = expl.inputs([index])
         if self._display is None:  # one affine map for every thumbnail (the adapter's, else a sample's range)
             _, adapter = unwrap_model(self._model) if self._model is not None else (None, None)
-            sample = [expl._source.load(int(i))[0] for i in expl.indices[:16]] or [x]
-            self._display = display_function(adapter, torch.stack(sample))
-        img = self._display(x[None])[0]
+            self._display = display_function(adapter, expl.inputs(expl.indices[:16]))
+        img = self._display(x)[0]
         h, w = img.shape[:2]
         scale = min(1.0, THUMB_SIDE / max(h, w))
         img = downsample_images(img[None], (max(1, round(h * scale)), max(1, round(w * scale))))[0]
@@ -405,11 +403,9 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         if self._model is None:
             raise InputError("no model: this explorer was opened from a store; pass model= (and data=) to "
                              "xw.explore to open an item in the dashboard")
-        if expl is None or expl._source is None:
+        if expl is None or not expl.has_inputs:
             raise InputError("no data: the inputs are not at hand; pass data= to xw.explore to open an item")
-        x, _ = expl._source.load(index)
-        methods = [m for m in expl.methods]
-        self.dashboard = explain(self._model, x, methods=methods)
+        self.dashboard = explain(self._model, expl.inputs([index]), methods=list(expl.methods))
         self.drill = {"index": index, "model_id": self.dashboard.model_id, "error": ""}
         return self.dashboard
 
@@ -522,7 +518,7 @@ def explore(
     """
     if isinstance(model_or_explanations, DatasetExplanations):
         expl = model_or_explanations
-        model = kwargs.pop("model", None) or expl._model
+        model = kwargs.pop("model", None) or expl.model
         if kwargs:
             raise ParameterError(f"explore(explanations) takes no run options; got {sorted(kwargs)}")
         view = DatasetExplorer(expl, model=model, method=method, spray_options=spray,
