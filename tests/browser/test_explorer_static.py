@@ -238,6 +238,9 @@ def test_drill_and_bad_input_messages(wpage: WidgetPage) -> None:
     wpage.page.click('.xw-etile[data-index="3"]')
     drill = [m for m in wpage.sent() if m["type"] == "drill"]
     assert drill[-1]["index"] == 3
+    wpage.page.focus('.xw-etile[data-index="4"]')
+    wpage.page.keyboard.press("Enter")
+    assert [m for m in wpage.sent() if m["type"] == "drill"][-1]["index"] == 4
     # the kernel cannot resolve it (the store changed): the message shows, nothing freezes
     wpage.emit_custom({"type": "done", "id": drill[-1]["id"], "status": "error",
                        "error": "item 3 is not in these explanations (the store changed)"})

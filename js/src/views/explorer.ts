@@ -13,7 +13,7 @@
 //   .xw-grid (scroll box) > .xw-grid-inner > .xw-etile[data-index][data-pos]   one per visible tile:
 //       canvas.xw-etile-canvas (data-loaded="true" once its pixels arrived), .xw-etile-label,
 //       .xw-etile-pred (.xw-wrong when wrong), .xw-etile-conf; .xw-selected when in `selection`.
-//       click sends {type: "drill", index}; shift-click toggles the item in `selection`
+//       click (or Enter) sends {type: "drill", index}; shift-click toggles the item in `selection`
 //   .xw-spray  select.xw-spray-class  select.xw-spray-space (maps | activations)  button.xw-spray-run
 //     .xw-spray-state  select.xw-colour-by
 //     canvas.xw-scatter (drag: rectangle brush; hover: .xw-tooltip with canvas.xw-hover-thumb)
@@ -62,6 +62,7 @@ const CSS = `
   border: 2px solid transparent; border-radius: 4px; cursor: pointer; font-size: 11px; line-height: 1.25;
   contain: layout paint style; }
 .xw-etile:hover { background: var(--xw-bg2); }
+.xw-etile:focus-visible { outline: 2px solid var(--xw-accent); outline-offset: 1px; }
 .xw-etile.xw-selected { border-color: var(--xw-accent); }
 .xw-etile-canvas { width: 92px; height: 92px; display: block; background: var(--xw-bg2); image-rendering: pixelated; }
 .xw-etile-label, .xw-etile-pred { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
@@ -342,7 +343,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   function tileFor(pos: number): HTMLElement {
     let t = spare.pop();
     if (!t) {
-      t = h("div", "xw-etile", { role: "gridcell", tabindex: -1 }, [
+      t = h("div", "xw-etile", { role: "gridcell", tabindex: 0 }, [
         h("canvas", "xw-etile-canvas", { width: 64, height: 64 }),
         h("div", "xw-etile-label"), h("div", "xw-etile-pred"), h("div", "xw-etile-conf"),
       ]);
@@ -469,6 +470,13 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
     openItem(index);
   };
   grid.addEventListener("click", onGridClick);
+  const onGridKey = (ev: KeyboardEvent): void => {
+    const t = (ev.target as Element).closest<HTMLElement>(".xw-etile");
+    if (!t || !t.dataset.index || (ev.key !== "Enter" && ev.key !== " ")) return;
+    ev.preventDefault();
+    openItem(Number(t.dataset.index));
+  };
+  grid.addEventListener("keydown", onGridKey);
 
   function setSelection(indices: number[]): void {
     model.set("selection", [...indices].sort((a, b) => a - b));
