@@ -64,7 +64,8 @@ const CSS = `
 .xw-etile:hover { background: var(--xw-bg2); }
 .xw-etile:focus-visible { outline: 2px solid var(--xw-accent); outline-offset: 1px; }
 .xw-etile.xw-selected { border-color: var(--xw-accent); }
-.xw-etile-canvas { width: 92px; height: 92px; display: block; background: var(--xw-bg2); image-rendering: pixelated; }
+.xw-etile-canvas { width: 92px; height: 92px; display: block; background: var(--xw-bg2); image-rendering: pixelated;
+  object-fit: contain; }
 .xw-etile-label, .xw-etile-pred { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .xw-etile-label { color: var(--xw-fg2); }
 .xw-etile-pred.xw-wrong { color: var(--xw-error); font-weight: 600; }
