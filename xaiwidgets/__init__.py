@@ -13,6 +13,7 @@ from .dataset import DatasetExplanations, explain_dataset, open_explanations
 from .plots import TabularPlots, beeswarm, waterfall
 from .widgets import (
     AnchorView,
+    DatasetExplorer,
     EvaluationView,
     ExplainDashboard,
     FeatureGallery,
@@ -22,15 +23,16 @@ from .widgets import (
     TokenView,
     evaluate,
     explain,
+    explore,
     to_html,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnchorView", "Attribution", "DatasetExplanations", "EvaluationView", "ExplainDashboard", "FeatureGallery",
-    "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView", "TabularModel", "TabularPlots",
+    "AnchorView", "Attribution", "DatasetExplanations", "DatasetExplorer", "EvaluationView", "ExplainDashboard",
+    "FeatureGallery", "ForcePlot", "HeatmapView", "ImageClassifier", "ScrubberView", "TabularModel", "TabularPlots",
     "TextClassifier", "TokenView", "__version__", "analysis", "attribute", "beeswarm", "core", "dataset", "demo",
-    "evaluate", "explain", "explain_dataset", "featurevis", "methods", "metrics", "open_explanations", "plots",
-    "to_html", "waterfall",
+    "evaluate", "explain", "explain_dataset", "explore", "featurevis", "methods", "metrics", "open_explanations",
+    "plots", "to_html", "waterfall",
 ]

@@ -168,7 +168,7 @@ class FakeModel {
     this.state[key] = revive(value);
     if (old !== this.state[key]) this._emit(`change:${key}`, this, this.state[key]);
   }
-  emitCustom(msg) { this._emit("msg:custom", msg, []); }
+  emitCustom(msg, buffers) { this._emit("msg:custom", msg, (buffers || []).map(bytesView)); }
 }
 
 const mounted = [];
@@ -234,8 +234,10 @@ class WidgetPage:
     def kernel_set(self, key: str, value: Any, i: int = 0) -> None:
         self.page.evaluate("([k, v, i]) => window.xw.model(i).kernelSet(k, v)", [key, value, i])
 
-    def emit_custom(self, msg: dict[str, Any], i: int = 0) -> None:
-        self.page.evaluate("([m, i]) => window.xw.model(i).emitCustom(m)", [msg, i])
+    def emit_custom(self, msg: dict[str, Any], i: int = 0, buffers: list[bytes] | None = None) -> None:
+        """A kernel message; ``buffers`` arrive in the page as DataViews (as ipywidgets delivers them)."""
+        specs = [{"__bytes__": base64.b64encode(bytes(b)).decode("ascii"), "view": "dataview"} for b in buffers or []]
+        self.page.evaluate("([m, i, b]) => window.xw.model(i).emitCustom(m, b)", [msg, i, specs])
 
     def unmount(self, i: int = 0) -> int:
         """Run the view's cleanup; returns the listeners left on the model."""

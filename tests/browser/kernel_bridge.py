@@ -38,6 +38,7 @@ class KernelBridge:
         self.widget = widget
         self.traits = list(traits)
         self.messages: list[dict[str, Any]] = []  # kernel -> browser, in order
+        self.buffers: list[list[bytes]] = []  # each message's binary buffers
         self.delivered = 0
         self.forwarded = 0
         self.index = -1
@@ -47,6 +48,7 @@ class KernelBridge:
 
     def _capture(self, content: dict[str, Any], buffers: Any = None) -> None:
         self.messages.append(json.loads(json.dumps(content)))
+        self.buffers.append([bytes(b) for b in buffers or []])
 
     def state(self) -> dict[str, Any]:
         state = self.widget.get_state(key=self.traits)
@@ -74,7 +76,7 @@ class KernelBridge:
                 self.pushes[name] = self.pushes.get(name, 0) + 1
                 changed.append(name)
         while self.delivered < len(self.messages):
-            self.wpage.emit_custom(self.messages[self.delivered], self.index)
+            self.wpage.emit_custom(self.messages[self.delivered], self.index, self.buffers[self.delivered])
             self.delivered += 1
         return changed
 

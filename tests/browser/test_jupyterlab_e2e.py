@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from explorer_flow import EXPLORER_CELLS, run_explorer_flow
 from lab_server import JupyterServer, start_server, write_notebook
 from notebook_flow import NOTEBOOK_CELLS, run_explain_flow
 from shapplots_flow import SHAPPLOTS_CELLS, run_shapplots_flow
@@ -52,3 +53,11 @@ def test_shapplots_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> N
     assert abs(got["drawn_end"] - got["kernel_end"]) < 1e-4, got
     print(f"\n[shapplots in JupyterLab] row {got['row']}: waterfall ends at {got['drawn_end']:.5f} "
           f"(kernel {got['kernel_end']:.5f})")
+
+
+def test_explorer_in_jupyterlab(lab: JupyterServer, chromium_browser: Any) -> None:
+    """A DatasetExplorer over 120 shapes explained in the kernel (other kernels shut down first): filter to
+    the wrong predictions, SpRAy, brush, click a tile, the dashboard draws its heatmap inside the explorer."""
+    lab.shutdown_sessions()
+    write_notebook(lab.root / "explorer.ipynb", EXPLORER_CELLS)
+    run_explorer_flow(chromium_browser, lab, "/lab/tree/explorer.ipynb")

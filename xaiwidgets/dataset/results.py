@@ -115,6 +115,24 @@ class DatasetExplanations:
         return (f"DatasetExplanations({len(self)} of {m.get('n')} items, methods {self.methods}, "
                 f"store {self.path or 'in memory'})")
 
+    @property
+    def model(self) -> Any:
+        """The model the records were computed with (None when reopened without it)."""
+        return self._model
+
+    @property
+    def has_inputs(self) -> bool:
+        """Whether the data is at hand (``inputs`` and ``item(i)["input"]`` work)."""
+        return self._source is not None
+
+    def inputs(self, indices: Any) -> Any:
+        """The model-ready inputs ``(n, C, H, W)`` of dataset ``indices`` (needs the data: ``has_inputs``)."""
+        import torch
+
+        if self._source is None:
+            raise InputError("the data is not at hand: reopen with open_explanations(path, data=...)")
+        return torch.stack([self._source.load(int(i))[0] for i in np.asarray(indices).reshape(-1)])
+
     # -- columns ----------------------------------------------------------------------------------------
     def _column(self, name: str) -> np.ndarray:
         if name not in self._cache:

@@ -4,6 +4,7 @@ from .anchor import AnchorView
 from .dashboard import ExplainDashboard, explain
 from .estimate import EstimateView, stream
 from .evaluation import EvaluationView, evaluate
+from .explorer import DatasetExplorer, explore
 from .export import to_html
 from .forceplot import ForcePlot
 from .gallery import FeatureGallery, feature_gallery
@@ -13,6 +14,7 @@ from .shapplots import TabularPlots
 from .tokens import TokenView
 
 __all__ = [
-    "AnchorView", "EstimateView", "EvaluationView", "ExplainDashboard", "FeatureGallery", "ForcePlot", "HeatmapView",
-    "ScrubberView", "TabularPlots", "TokenView", "evaluate", "explain", "feature_gallery", "stream", "to_html",
+    "AnchorView", "DatasetExplorer", "EstimateView", "EvaluationView", "ExplainDashboard", "FeatureGallery",
+    "ForcePlot", "HeatmapView", "ScrubberView", "TabularPlots", "TokenView", "evaluate", "explain", "explore",
+    "feature_gallery", "stream", "to_html",
 ]

@@ -224,7 +224,9 @@ def to_html(
         if getattr(w, "status", None) == "running":
             warnings.warn(f"{type(w).__name__} is still computing; the export holds the results so far "
                           "(build it with wait=True, or export when it has finished)", stacklevel=2)
-        state = w.get_state()
+        # a view may export a bounded snapshot of itself (DatasetExplorer: the selection, not every item)
+        export_state = getattr(w, "_export_state", None)
+        state = export_state() if callable(export_state) else w.get_state()
         source = _esm_source(w, state)
         if source not in sources:
             sources.append(source)
