@@ -51,7 +51,7 @@ def run_explorer_flow(browser: Any, lab: JupyterServer, path: str) -> None:
     """Run the notebook at ``path``; filter, SpRAy, brush, click a tile; the dashboard's heatmap is drawn."""
     with recorded_page(browser, lab, "jupyterlab_explorer") as (page, errors):
         open_and_run_all(page, lab, path)
-        page.wait_for_selector('.xw-explorer[data-status="idle"]', timeout=240_000)
+        page.wait_for_selector('.xw-explorer[data-status="done"]', timeout=240_000)
         page.wait_for_function("() => document.querySelector('.xw-count').textContent.startsWith('120 of 120')",
                                timeout=60_000)
         page.wait_for_selector('.xw-etile canvas[data-loaded="true"]', timeout=60_000)

@@ -27,14 +27,13 @@ import numpy as np
 import traitlets
 
 from ..core.adapters import unwrap_model
-from ..core.errors import Cancelled, InputError, ParameterError
-from ..core.progress import Progress
+from ..core.errors import InputError, ParameterError
 from ..dataset import DatasetExplanations, explain_dataset
 from ..dataset.sources import make_source
 from ..dataset.store import Store
 from .base import PngFallbackWidget, ViewOptions, esm
 from .buffers import array_payload, fit_display, quantize, value_range
-from .jobs import CancellableJob, wait_or_cancel
+from .jobs import CancellableJob, ViewJob, handles, wait_or_cancel
 from .scrubber import display_function, downsample_images
 
 THUMB_SIDE = 64  # thumbnails on the wire (area-averaged down from the input)
@@ -100,8 +99,6 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
     message = traitlets.Unicode("").tag(sync=True)
     preview = traitlets.Dict().tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
-    progress = traitlets.Float(0.0).tag(sync=True)
-    status = traitlets.Unicode("idle").tag(sync=True)
 
     def __init__(self, explanations: DatasetExplanations | None = None, *, model: Any = None,
                  method: str | None = None, spray_options: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -152,7 +149,7 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
             if classes != list(self.classes):
                 self.classes = classes
         self.meta = self._meta_payload(expl)
-        if not len(expl) and not self.message and self.status != "computing":
+        if not len(expl) and not self.message and self.status != "running":
             self.message = "no items: the dataset or the store is empty"
 
     def _meta_payload(self, expl: DatasetExplanations) -> dict[str, Any]:
@@ -201,33 +198,28 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         return expl.maps(method)
 
     # ----- requests from the browser
-    def _handle(self, kind: Any, request_id: str, content: dict[str, Any]) -> None:
-        if kind == "page":
-            self._page_request(request_id, content)
-        elif kind == "spray":
-            self.send({"type": "accepted", "id": request_id})
-            self._submit(lambda _cancel: self._spray_job(content.get("cls"), content.get("method"), request_id,
-                                                         content.get("space", "maps")), cancel_running=False)
-        elif kind == "drill":
-            self.send({"type": "accepted", "id": request_id})
-            self._submit(lambda _cancel: self._drill_job(content.get("index"), request_id), cancel_running=False)
-        else:
-            super()._handle(kind, request_id, content)  # cancel; unknown types get an error reply
+    @handles("spray")
+    def _on_spray(self, request_id: str, content: dict[str, Any]) -> None:
+        self._reply(request_id, "accepted")
+        self._submit(_SprayJob(self, request_id, content.get("cls"), content.get("method"),
+                               content.get("space", "maps")), cancel_running=False)
 
-    def _page_request(self, request_id: str, content: dict[str, Any]) -> None:
-        """Answered at once (not on the worker: pages must not wait behind explain_dataset's chunks)."""
+    @handles("drill")
+    def _on_drill(self, request_id: str, content: dict[str, Any]) -> None:
+        self._reply(request_id, "accepted")
+        self._submit(_DrillJob(self, request_id, content.get("index")), cancel_running=False)
+
+    @handles("page")
+    def _on_page(self, request_id: str, content: dict[str, Any]) -> None:
+        """Answered at once (not on the worker: pages must not wait behind explain_dataset's chunks); an
+        error is answered by the handler table."""
         indices = content.get("indices")
         method = content.get("method") or self.method
-        try:
-            if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                                        for i in indices):
-                raise ParameterError("indices must be a list of dataset indices")
-            if len(indices) > MAX_PAGE:
-                raise ParameterError(f"at most {MAX_PAGE} items per page; got {len(indices)}")
-            header, buffers = self.page(indices, str(method))
-        except Exception as exc:
-            self._reply(request_id, "error", str(exc))
-            return
+        if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+            raise ParameterError("indices must be a list of dataset indices")
+        if len(indices) > MAX_PAGE:
+            raise ParameterError(f"at most {MAX_PAGE} items per page; got {len(indices)}")
+        header, buffers = self.page(indices, str(method))
         self.send({"type": "page", "id": request_id, **header}, buffers)
         self._reply(request_id, "done")
 
@@ -281,7 +273,7 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
             return
         self.message = ""
         self._send_meta()
-        if self._worker is not None and self.status != "computing":
+        if self._worker is not None and self.status != "running":
             self._submit(lambda cancel: self._stats_job(cancel), cancel_running=False)
 
     # ----- statistics of the maps (outside-centre share), filled in blocks on the worker
@@ -307,9 +299,10 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         self._send_meta()
 
     # ----- SpRAy
-    def _spray_job(self, cls: Any, method: Any, request_id: str, space: Any = "maps") -> None:
+    def _spray(self, cls: Any, method: Any, space: Any = "maps") -> None:
         """SpRAy on the items predicted as ``cls``: on ``method``'s maps (``space="maps"``) or, to compare,
-        on their penultimate activations (``"activations"``, the store's embeddings, unnormalised)."""
+        on their penultimate activations (``"activations"``, the store's embeddings, unnormalised); the
+        result goes to ``spray`` (an error too, as ``state="error"``)."""
         from ..analysis import spray
 
         method = method if isinstance(method, str) and method else self.method
@@ -339,9 +332,7 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         except Exception as exc:
             self.spray = {"cls": cls if isinstance(cls, int) else -1, "method": method, "space": space,
                           "state": "error", "error": f"{exc}"}
-            self._reply(request_id, "error", str(exc))
-            return
-        self._reply(request_id, "done")
+            raise
 
     def _spray_payload(self, result: Any, cls: int, method: str) -> dict[str, Any]:
         maps = self._maps(method)
@@ -368,7 +359,7 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
     def run_spray(self, cls: int, method: str | None = None, *, space: str = "maps", wait: bool = True) -> Any:
         """Run SpRAy on the items predicted as ``cls`` (as the view's button does; ``space="activations"``
         clusters the penultimate activations instead of the maps); returns the result."""
-        self._submit(lambda _cancel: self._spray_job(int(cls), method, "", space), cancel_running=False)
+        self._submit(_SprayJob(self, "", int(cls), method, space), cancel_running=False)
         if wait:
             wait_or_cancel(self)
             if self.spray.get("state") == "error":
@@ -376,15 +367,6 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         return self._spray_result
 
     # ----- drill down
-    def _drill_job(self, index: Any, request_id: str) -> None:
-        try:
-            self.open_item(index)
-        except Exception as exc:
-            self.drill = {"index": index if isinstance(index, int) else -1, "model_id": "", "error": str(exc)}
-            self._reply(request_id, "error", str(exc))
-            return
-        self._reply(request_id, "done")
-
     def open_item(self, index: Any) -> Any:
         """Open dataset item ``index`` in an :class:`~xaiwidgets.ExplainDashboard` (``self.dashboard``) shown
         inside the explorer; ``-1`` closes it. Needs the model and the data."""
@@ -486,6 +468,104 @@ class DatasetExplorer(CancellableJob, PngFallbackWidget, ViewOptions):
         super().close()
 
 
+# ----- the explorer's jobs ------------------------------------------------------------------------------
+
+
+class _SprayJob(ViewJob):
+    """SpRAy for one class, beside the main job (``spray`` carries its state, not ``status``)."""
+
+    tracks_status = False
+    announce = False
+
+    def __init__(self, view: DatasetExplorer, request_id: str, cls: Any, method: Any, space: Any) -> None:
+        super().__init__(view, request_id)
+        self.cls, self.method, self.space = cls, method, space
+
+    def run(self) -> None:
+        self.view._spray(self.cls, self.method, self.space)
+
+
+class _DrillJob(ViewJob):
+    """Open one item in the dashboard inside the explorer (``drill`` carries its state)."""
+
+    tracks_status = False
+    announce = False
+
+    def __init__(self, view: DatasetExplorer, request_id: str, index: Any) -> None:
+        super().__init__(view, request_id)
+        self.index = index
+
+    def run(self) -> None:
+        self.view.open_item(self.index)
+
+    def on_error(self, exc: Exception) -> None:
+        self.view.drill = {"index": self.index if isinstance(self.index, int) else -1, "model_id": "",
+                           "error": str(exc)}
+
+
+class _ExploreJob(ViewJob):
+    """``explain_dataset`` into ``path``, each finished chunk shown as it lands (the store is reopened, so
+    the view reads only complete chunks); on any ending the view adopts what the store holds."""
+
+    def __init__(self, view: DatasetExplorer, model: Any, data: Any, methods: tuple[str, ...], path: str,
+                 temporary: bool, options: dict[str, Any]) -> None:
+        super().__init__(view)
+        self.model, self.data, self.methods, self.path = model, data, methods, path
+        self.temporary, self.options = temporary, options
+        self.source: Any = None
+        self.result: DatasetExplanations | None = None
+        self._last_meta = 0.0
+
+    def run(self) -> None:
+        self.open_source()
+        tracker = self.tracker(on_event=self.on_chunk)
+        self.result = explain_dataset(self.model, self.data, self.methods, store=self.path, progress=tracker,
+                                      **self.options)
+
+    def open_source(self) -> None:
+        try:
+            self.source = make_source(self.data, unwrap_model(self.model)[1], self.options.get("labels"))
+        except Exception:  # explain_dataset reports it
+            self.source = None
+
+    def reopen(self) -> DatasetExplanations:
+        return DatasetExplanations(Store(self.path, mode="r"), source=self.source, model=self.model)
+
+    def on_chunk(self, event: str, payload: Any) -> None:
+        if event != "chunk":
+            return
+        view, expl = self.view, self.reopen()
+        view.explanations = expl
+        view._stats_for(view.method, np.flatnonzero((expl.indices >= payload["start"])
+                                                    & (expl.indices < payload["stop"])))
+        if time.perf_counter() - self._last_meta >= META_INTERVAL or payload["done"] >= payload["total"]:
+            self._last_meta = time.perf_counter()
+            view._adopt(expl)
+
+    def on_error(self, exc: Exception) -> None:
+        self.view._error = exc
+
+    def end(self) -> None:
+        """Adopt what the store holds (also after a cancel or an error), then the usual outcome."""
+        view = self.view
+        result = self.result
+        if result is None:
+            try:
+                result = self.reopen()
+            except Exception:
+                result = None
+        if result is not None:
+            if self.temporary:  # the temporary store lives as long as its explanations
+                weakref.finalize(result._store, shutil.rmtree, self.path, True)
+            view._adopt(result)
+            view._stats_job(threading.Event())
+        elif self.temporary:
+            shutil.rmtree(self.path, ignore_errors=True)
+        if self.error:
+            view.message = self.error
+        super().end()
+
+
 # ----- building an explorer ----------------------------------------------------------------------------
 
 
@@ -534,62 +614,11 @@ def explore(
     path = str(store) if store is not None else _temp_store()
     view = DatasetExplorer(None, model=model, method=method, spray_options=spray,
                            title=title or f"{type(unwrap_model(model)[0]).__name__} on a dataset",
-                           status="computing")
+                           status="running")
     view.methods = list(methods)
     view.method = method or methods[0]
 
-    def job(cancel: threading.Event) -> None:
-        last = [0.0]
-        try:
-            source = make_source(data, unwrap_model(model)[1], kwargs.get("labels"))
-        except Exception:  # explain_dataset reports it
-            source = None
-
-        def reopen() -> DatasetExplanations:
-            return DatasetExplanations(Store(path, mode="r"), source=source, model=model)
-
-        def on_event(event: str, payload: Any) -> None:
-            if event != "chunk":
-                return
-            expl = reopen()
-            view.explanations = expl
-            view._stats_for(view.method, np.flatnonzero((expl.indices >= payload["start"])
-                                                        & (expl.indices < payload["stop"])))
-            if time.perf_counter() - last[0] >= META_INTERVAL or payload["done"] >= payload["total"]:
-                last[0] = time.perf_counter()
-                view._adopt(expl)
-
-        tracker = Progress(lambda f, _m: setattr(view, "progress", float(f)), tqdm=False, cancel_event=cancel,
-                           on_event=on_event)
-        status, error = "done", ""
-        try:
-            result = explain_dataset(model, data, methods, store=path, progress=tracker, **kwargs)
-            view.progress = 1.0
-        except Cancelled:
-            status = "cancelled"
-            result = None
-        except Exception as exc:
-            view._error = exc
-            status, error = "error", f"{type(exc).__name__}: {exc}"
-            result = None
-        if result is None:
-            try:
-                result = reopen()
-            except Exception:
-                result = None
-        if result is not None:
-            if store is None:  # the temporary store lives as long as its explanations
-                weakref.finalize(result._store, shutil.rmtree, path, True)
-            view._adopt(result)
-            view._stats_job(threading.Event())
-        elif store is None:
-            shutil.rmtree(path, ignore_errors=True)
-        if error:
-            view.message = error
-        view.status = "idle" if status == "done" else (f"error: {error}" if error else status)
-        view.send({"type": "done", "id": "", "status": status, **({"error": error} if error else {})})
-
-    view._submit(job)
+    view._submit(_ExploreJob(view, model, data, methods, path, store is None, kwargs))
     if wait:
         wait_or_cancel(view)
         if view._error is not None:

@@ -3,7 +3,7 @@
 // explain dashboard (docs/widget-protocol.md, "DatasetExplorer").
 //
 // Selectors (stable, used by tests):
-//   .xw-explorer                   root; data-status = idle | computing | cancelled | error
+//   .xw-explorer                   root; data-status = idle | running | done | cancelled | error
 //   .xw-title  .xw-progress[role=progressbar]  .xw-status  button.xw-cancel
 //   .xw-explorer-message           a message from the kernel or a failed request (role=alert)
 //   .xw-count                      "<shown> of <n> items"
@@ -21,7 +21,7 @@
 //   .xw-drill[data-index]  .xw-drill-host (the dashboard view)  .xw-drill-error  button.xw-drill-close
 import { asBytes } from "../lib/arrays";
 import { getLUT } from "../lib/colormaps";
-import { createJobControls, h } from "../lib/dom";
+import { h } from "../lib/dom";
 import {
   clusterColour, clusterOfRows, countBy, decodeMeta, DEFAULT_FILTERS, filterRows, gridRange, nearestPoint,
   pointsInRect, projectPoints, rowLookup, type Filters, type Meta, type SortKey,
@@ -29,10 +29,11 @@ import {
 import { formatPercent } from "../lib/format";
 import type { RGBAImage } from "../lib/image";
 import { decodeArray, isArrayDict } from "../lib/arrays";
-import type { AnyModel, ArrayDict, Bytes, DisplayTraits, KernelMessage, RenderProps } from "../lib/model";
+import type { AnyModel, ArrayDict, Bytes, DisplayTraits, JobTraits, KernelMessage, RenderProps } from "../lib/model";
 import { drawOverlay, overlayStyle } from "../lib/overlay";
 import { createRequests } from "../lib/requests";
 import { toScalarMap } from "../lib/scalarmap";
+import { createJobLine } from "../lib/status";
 import { attachViewStyles } from "../lib/styles";
 import { createTooltip } from "../lib/tooltip";
 import dashboardView from "./dashboard";
@@ -92,7 +93,7 @@ const CSS = `
 .xw-swatch { display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin-right: 3px; }
 `;
 
-interface ExplorerTraits extends DisplayTraits {
+interface ExplorerTraits extends DisplayTraits, JobTraits {
   meta: Record<string, unknown>;
   classes: string[];
   methods: string[];
@@ -105,8 +106,6 @@ interface ExplorerTraits extends DisplayTraits {
   message: string;
   preview: Record<string, unknown>;
   title: string;
-  progress: number;
-  status: string;
 }
 
 /** One item's pixels: the thumbnail (RGBA) when the data is at hand, the quantised map and its range. */
@@ -125,11 +124,6 @@ interface PageHeader extends KernelMessage {
   ranges: number[];
   maps: { dtype: string; shape: number[] };
   images?: { dtype: string; shape: number[] };
-}
-
-/** A job's status string as a kind: the one place the explorer reads `status` (the job layer's format). */
-export function statusKind(s: string): "idle" | "computing" | "cancelled" | "error" {
-  return s.startsWith("error") ? "error" : s.startsWith("computing") ? "computing" : s === "cancelled" ? "cancelled" : "idle";
 }
 
 function rgbaOf(bytes: Uint8Array, offset: number, side: number, w: number): RGBAImage {
@@ -170,7 +164,7 @@ function drawPixels(canvas: HTMLCanvasElement, px: Pixels, display: DisplayTrait
 function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   const extra = attachViewStyles(el, CSS);
   const requests = createRequests(model);
-  const { fill, progress, status, cancel } = createJobControls();
+  const job = createJobLine(model, { requests, onRender: () => { sprayRun.disabled = isPreview || meta.n === 0; } });
   const title = h("div", "xw-title");
   const message = h("div", "xw-explorer-message", { role: "alert" });
   const count = h("span", "xw-count", { "aria-live": "polite" });
@@ -227,11 +221,12 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   drill.hidden = true;
 
   const root = h("div", "xw-widget xw-explorer", {}, [
-    h("div", "xw-ex-top", {}, [title, h("div", "xw-job", {}, [progress, status, cancel])]),
+    h("div", "xw-ex-top", {}, [title, job.el]),
     message,
     h("div", "xw-ex-body", {}, [h("div", "xw-ex-main", {}, [filters, grid]), side]),
     drill,
   ]);
+  job.mark(root);
   el.append(root);
   const tooltip = createTooltip(root);
 
@@ -790,23 +785,8 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
   };
   clearBrush.addEventListener("click", onClearBrush);
 
-  // --- job: progress, status, cancel (status read through statusKind only) -----------------------
-  function renderJob(): void {
-    const s = String(model.get("status") ?? "idle");
-    const kind = statusKind(s);
-    const p = Math.max(0, Math.min(1, Number(model.get("progress")) || 0));
-    progress.setAttribute("aria-valuenow", String(p));
-    fill.style.width = `${p * 100}%`;
-    status.textContent = s;
-    status.dataset.kind = kind;
-    root.dataset.status = kind;
-    cancel.disabled = kind !== "computing";
-    sprayRun.disabled = isPreview || meta.n === 0;
-  }
-  const onCancel = (): void => {
-    requests.notify("cancel");
-  };
-  cancel.addEventListener("click", onCancel);
+  // --- job: progress, status, cancel (lib/status.ts reads the traits) ---------------------------
+  const renderJob = (): void => job.render();
 
   // --- wiring -----------------------------------------------------------------------------------
   const onMessage = (msg: KernelMessage, buffers: Bytes[] = []): void => {
@@ -870,7 +850,6 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
     ["change:meta", onMeta], ["change:classes", onMeta], ["change:message", onMessageTrait], ["change:title", onTitle],
     ["change:selection", onSelection], ["change:spray", onSpray], ["change:drill", renderDrill],
     ["change:method", onMethodTrait], ["change:methods", renderOptions],
-    ["change:progress", renderJob], ["change:status", renderJob],
     ["change:colormap", onDisplay], ["change:opacity", onDisplay], ["change:absolute", onDisplay], ["change:clip_percentile", onDisplay],
   ];
   for (const [ev, cb] of listeners) model.on(ev, cb);
@@ -886,6 +865,7 @@ function render({ model, el }: RenderProps<ExplorerTraits>): () => void {
 
   return () => {
     for (const [ev, cb] of listeners) model.off(ev, cb);
+    job.destroy();
     model.off("msg:custom", onMessage);
     requests.dispose();
     resize?.disconnect();
