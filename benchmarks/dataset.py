@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--spray-n", type=int, default=5000)
     ap.add_argument("--parts", type=int, default=4, help="slices over which captum and ours alternate")
+    ap.add_argument("--methods", default="gradcam,saliency", help="comma-separated: gradcam, saliency")
     ap.add_argument("--only-throughput", action="store_true", help="skip the memory and SpRAy parts")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -99,7 +100,7 @@ def main() -> None:
              for i in range(args.parts)]
     print(f"throughput, {args.n} images at 224, batch {args.batch}, torch threads {torch.get_num_threads()}; "
           f"captum and ours alternate over {args.parts} slices (each of ours a store of its own)")
-    for method in ("gradcam", "saliency"):
+    for method in args.methods.split(","):
         params = {"gradcam": {"layer": "_conv_head"}} if method == "gradcam" else {}
         kwargs = dict(methods=(method,), batch_size=args.batch, progress=False, **params)
         captum_loop(net, loader_of(x[:args.batch], args.batch), method)  # warm-up

@@ -66,11 +66,6 @@ def load_items(source: Source, indices: range, cfg: RunConfig) -> tuple[list[int
     return keep, x, torch.tensor(labels, dtype=torch.long), skipped
 
 
-def _last_linear(model: nn.Module) -> nn.Module | None:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
-
-
 #: Methods whose first forward of the model is a plain forward on the very batch they are given (no
 #: value-changing hooks, no function mode, no perturbation) and whose ``target=None`` is the argmax of
 #: that forward's scores: the records come from it instead of a forward of their own. Each is checked by
