@@ -423,7 +423,8 @@ def test_tqdm_bar_with_eta_headless(capsys):
     import time
 
     model, (x, _) = tiny_cnn(), data(16)
-    model.register_forward_pre_hook(lambda _m, args: time.sleep(0.2) if args[0].shape[0] == 4 else None)
+    # one forward per chunk of 4 (saliency's forward gives the records too): 4 x 0.4 s, the bar shows at 1.2 s
+    model.register_forward_pre_hook(lambda _m, args: time.sleep(0.4) if args[0].shape[0] == 4 else None)
     xw.explain_dataset(model, x, methods=("saliency",), batch_size=4, map_size=4, progress=True)
     err = capsys.readouterr().err
     assert "explain_dataset" in err and "/16 [" in err and "<" in err, err
