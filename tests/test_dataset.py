@@ -6,6 +6,7 @@ Oracle for the records: ``xw.attribute`` on the same batch (maps area-averaged b
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -22,7 +23,9 @@ from torch import nn
 
 import xaiwidgets as xw
 from xaiwidgets.core.errors import Cancelled, InputError, LayerError, TargetError
-from xaiwidgets.dataset import StoreError
+from xaiwidgets.dataset import StoreError, StoreWriteError
+from xaiwidgets.dataset import compute as dataset_compute
+from xaiwidgets.dataset.store import Store
 
 pytest.importorskip("zarr")
 
@@ -133,12 +136,12 @@ def test_store_identity_and_paths(tmp_path):
 
 
 _KILL_SCRIPT = """
-import os, signal, sys, torch
+import json, os, signal, sys, torch
 from torch import nn
 import xaiwidgets as xw
 from xaiwidgets.dataset.store import Store
 
-mode, store = sys.argv[1], sys.argv[2]
+mode, store, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 torch.manual_seed(0)
 model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                       nn.Linear(4, 3)).eval()
@@ -154,28 +157,35 @@ if mode == "kill_in_write":  # SIGKILL after the first array of chunk 2 is writt
             os.kill(os.getpid(), signal.SIGKILL)
         original(self, start, records)
     Store.write_chunk = write_chunk
-if mode == "kill_in_compute":  # SIGKILL inside the model's forward during chunk 3
+if mode == "kill_in_compute":  # SIGKILL inside the model's forward during chunk 2 (two forwards per chunk)
     calls = [0]
     def hook(module, args):
         if args[0].shape[0] == 8:
             calls[0] += 1
-            if calls[0] == 7:
+            if calls[0] == 5:
                 os.kill(os.getpid(), signal.SIGKILL)
     model[0].register_forward_pre_hook(hook)
-xw.explain_dataset(model, x, methods=("gradcam", "saliency"), labels=y, store=store, batch_size=8, map_size=4,
-                   progress=False)
+xw.explain_dataset(model, x, labels=y, store=store, batch_size=8, map_size=4, progress=False, **kwargs)
 """
 
+_DETERMINISTIC = {"methods": ["gradcam", "saliency"]}
+# random methods with a seed: each chunk's seed derives from (seed, first item), not from earlier chunks' draws
+# (seed=None: one drawn per store and kept in the manifest, so the resumed chunks continue with it; the
+# uninterrupted run is given that seed)
+_RANDOM = {"methods": ["smoothgrad", "rise"], "smoothgrad": {"n_samples": 3, "seed": None},
+           "rise": {"n_masks": 12, "cell_size": 4, "seed": 3}}
 
-@pytest.mark.parametrize("phase", ["kill_in_write", "kill_in_compute"])
-def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, phase):
+
+@pytest.mark.parametrize(("phase", "kwargs"), [("kill_in_write", _DETERMINISTIC), ("kill_in_compute", _DETERMINISTIC),
+                                               ("kill_in_write", _RANDOM)], ids=["write", "compute", "random"])
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, phase, kwargs):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(_KILL_SCRIPT))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def run(mode: str, store: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(script), mode, str(store)], env=env, capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run([sys.executable, str(script), mode, str(store), json.dumps(kwargs)], env=env,
+                              capture_output=True, text=True, timeout=300)
 
     killed = run(phase, tmp_path / "killed")
     assert killed.returncode == -9, killed.stderr
@@ -185,8 +195,10 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, phase):
     assert not partial.complete and len(partial) == 8 * len(manifest["completed"])
     # resume here: the script's model (torch's Sequential, seed 0) and data are tiny_cnn() and data(40)
     model, (x, y) = tiny_cnn(), data(40)
-    kwargs = dict(methods=("gradcam", "saliency"), labels=y, batch_size=8, map_size=4, progress=False)
+    kwargs = dict(kwargs, labels=y, batch_size=8, map_size=4, progress=False)
     resumed = xw.explain_dataset(model, x, store=tmp_path / "killed", **kwargs)
+    for method, seed in manifest.get("drawn_seeds", {}).items():  # seed=None: the killed run's drawn seed
+        kwargs[method] = {**kwargs[method], "seed": seed}
     plain = xw.explain_dataset(model, x, store=tmp_path / "plain", **kwargs)
     assert resumed.complete and len(resumed) == 40
     assert_same(xw.open_explanations(tmp_path / "killed"), plain)
@@ -241,6 +253,8 @@ def test_bad_input_errors():
     model, (x, _) = tiny_cnn(), data(6)
     with pytest.raises(TargetError, match="item 0 has label 7"):
         xw.explain_dataset(model, x, labels=[7, 0, 0, 0, 0, 0], progress=False)
+    with pytest.raises(TargetError, match="item 4 has label -3"):  # -1 means "no label"; other negatives do not
+        xw.explain_dataset(model, x, labels=[0, 1, -1, 2, -3, 0], progress=False)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 3)).eval()
     with pytest.raises(LayerError, match="gradcam"):
         xw.explain_dataset(mlp, x, methods=("gradcam",), progress=False)
@@ -272,26 +286,159 @@ def test_dataloader_and_dataset_inputs():
 
 
 def test_ten_thousand_items_in_memory_stay_small():
-    """10,000 items through a tiny model: the records stay O(N * (map_size^2 + k)) in memory."""
+    """10,000 items through a tiny model at map_size=64 (the issue's setting): peak RSS grows < 200 MB (the
+    maps are 78 MB of float16 before compression; zarr keeps them compressed by chunk)."""
     import resource
 
     model = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(2, 3)).eval()
     x = torch.rand(10_000, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    r = xw.explain_dataset(model, x, methods=("saliency",), batch_size=1000, map_size=2, progress=False)
+    r = xw.explain_dataset(model, x, methods=("saliency",), batch_size=1000, map_size=64, progress=False)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert len(r) == 10_000 and np.asarray(r.maps("saliency")).shape == (10_000, 2, 2)
+    assert len(r) == 10_000 and r.maps("saliency").shape == (10_000, 64, 64)
     assert grown_mb < 200, grown_mb
+
+
+def _count_forwards(model: nn.Module, n: int) -> list[int]:
+    """A counter of the model's forwards on batches of ``n`` items (a pre-hook; remove with the model)."""
+    calls = [0]
+    model.register_forward_pre_hook(lambda _m, args: calls.__setitem__(0, calls[0] + (args[0].shape[0] == n)))
+    return calls
+
+
+@pytest.mark.parametrize("method", sorted(dataset_compute.PLAIN_FORWARD))
+def test_records_from_the_methods_forward_are_bitwise_the_plain_forwards(method, monkeypatch):
+    """The records (scores, top-k, loss, embedding) of a method in PLAIN_FORWARD come from its own forward;
+    they and the maps equal, bit for bit, a run that takes them from a separate no-grad forward (and
+    explains topk's class), and that forward is indeed saved."""
+    (x, y) = data(12)
+    kwargs = dict(methods=(method,), labels=y, batch_size=6, map_size=4, keep_full=True, progress=False,
+                  smoothgrad={"n_samples": 2}, smoothgrad_squared={"n_samples": 2}, vargrad={"n_samples": 2})
+    kwargs = {k: v for k, v in kwargs.items() if k not in dataset_compute.PLAIN_FORWARD or k == method}
+    folded_model = tiny_cnn()
+    folded_calls = _count_forwards(folded_model, 6)
+    folded = xw.explain_dataset(folded_model, x, **kwargs)
+    monkeypatch.setattr(dataset_compute, "PLAIN_FORWARD", frozenset())
+    plain_model = tiny_cnn()
+    plain_calls = _count_forwards(plain_model, 6)
+    plain = xw.explain_dataset(plain_model, x, **kwargs)
+    assert_same(folded, plain)
+    np.testing.assert_array_equal(np.asarray(folded.maps(method, full=True)), np.asarray(plain.maps(method, full=True)))
+    assert folded_calls[0] == plain_calls[0] - 2  # one forward fewer per chunk
+
+
+def test_tied_scores_explain_the_recorded_prediction():
+    """Classes 0 and 1 have equal scores for every input: the map is of the recorded top-1 class."""
+    model = tiny_cnn()
+    with torch.no_grad():
+        model[-1].weight[1] = model[-1].weight[0]
+        model[-1].bias[1] = model[-1].bias[0]
+    (x, _) = data(8)
+    r = xw.explain_dataset(model, x, methods=("saliency",), batch_size=4, map_size=8, keep_full=True, progress=False)
+    ref = xw.attribute(model, x, "saliency", target=torch.from_numpy(r.predictions).long(), progress=False)
+    np.testing.assert_array_equal(np.asarray(r.maps("saliency", full=True)), ref.heatmap())
+
+
+def test_full_disk_mid_run_keeps_complete_chunks_and_resumes(tmp_path, monkeypatch):
+    """ENOSPC while writing chunk 2 (its ``valid`` chunk file left truncated, never read): a
+    StoreWriteError naming the store and the disk; the store opens with chunks 0 and 1; a rerun after space
+    is freed gives the store of an uninterrupted run."""
+    model, (x, y) = tiny_cnn(), data(32)
+    kwargs = dict(methods=("gradcam", "saliency"), labels=y, batch_size=8, map_size=4, progress=False)
+    store = tmp_path / "full"
+    original = Store.write_chunk
+
+    def write_chunk(self, start, records):
+        if start == 16:
+            name, values = next(iter(records.items()))
+            self.group[name][start:start + len(values)] = values
+            half = store / name / "c" / "2"
+            assert name == "valid" and half.is_file()
+            half.write_bytes(half.read_bytes()[:3])  # a half-written chunk file
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        original(self, start, records)
+
+    monkeypatch.setattr(Store, "write_chunk", write_chunk)
+    with pytest.raises(StoreWriteError, match="disk is full") as info:
+        xw.explain_dataset(model, x, store=store, **kwargs)
+    message = str(info.value)
+    assert str(store) in message and "chunk 2 (items 16-23)" in message and "2 complete chunks" in message
+    assert " on /" in message and "MB free" in message and info.value.errno == errno.ENOSPC
+    partial = xw.open_explanations(store)
+    assert partial.manifest["completed"] == [0, 1] and partial.indices.tolist() == list(range(16))
+    assert np.asarray(partial.maps("saliency")).shape == (16, 4, 4) and len(partial.predictions) == 16
+    monkeypatch.setattr(Store, "write_chunk", original)  # space freed
+    resumed = xw.explain_dataset(model, x, store=store, **kwargs)
+    assert resumed.complete
+    assert_same(xw.open_explanations(store), xw.explain_dataset(model, x, store=tmp_path / "plain", **kwargs))
+    assert not list(store.glob(".manifest.json.tmp"))
+
+
+def test_full_disk_while_writing_the_manifest(tmp_path, monkeypatch):
+    """ENOSPC on the manifest's temporary file: the old manifest stays, the temporary file is removed."""
+    model, (x, _) = tiny_cnn(), data(16)
+    store = tmp_path / "s"
+    original = Store.mark_complete
+
+    def mark_complete(self, chunk, skipped):
+        if chunk == 1:
+            monkeypatch.setattr(json, "dump", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+        original(self, chunk, skipped)
+
+    monkeypatch.setattr(Store, "mark_complete", mark_complete)
+    with pytest.raises(StoreWriteError, match="disk is full"):
+        xw.explain_dataset(model, x, store=store, batch_size=8, map_size=4, progress=False)
+    monkeypatch.undo()
+    assert json.loads((store / "manifest.json").read_text())["completed"] == [0]
+    assert not (store / ".manifest.json.tmp").exists() and len(xw.open_explanations(store)) == 8
+
+
+def test_random_methods_seed_each_chunk_from_the_seed_and_its_first_item():
+    """Chunk c of a seeded random method equals ``xw.attribute`` on that chunk with seed
+    ``chunk_seed(seed, start)``: independent of earlier chunks (resume, Ray) and different per chunk.
+    ``seed=None``: one seed drawn per call (in memory) or per store, recorded in the manifest."""
+    model, (x, _) = tiny_cnn(), data(12)
+    kwargs = dict(methods=("smoothgrad",), batch_size=6, map_size=8, keep_full=True, progress=False)
+    r = xw.explain_dataset(model, x, smoothgrad={"n_samples": 3, "seed": 5}, **kwargs)
+    full = np.asarray(r.maps("smoothgrad", full=True))
+    for start in (0, 6):
+        target = torch.from_numpy(r.predictions[start:start + 6]).long()
+        ref = xw.attribute(model, x[start:start + 6], "smoothgrad", target, n_samples=3, progress=False,
+                           seed=dataset_compute.chunk_seed(5, start))
+        np.testing.assert_array_equal(full[start:start + 6], ref.heatmap())
+    assert dataset_compute.chunk_seed(5, 0) != dataset_compute.chunk_seed(5, 6)
+    # the default seed (0) is a seed too: two runs agree
+    assert_same(xw.explain_dataset(model, x, **kwargs), xw.explain_dataset(model, x, **kwargs))
+    a = xw.explain_dataset(model, x, smoothgrad={"n_samples": 3, "seed": None}, **kwargs)
+    b = xw.explain_dataset(model, x, smoothgrad={"n_samples": 3, "seed": None}, **kwargs)
+    assert set(a.manifest["drawn_seeds"]) == {"smoothgrad"}
+    assert a.manifest["drawn_seeds"] != b.manifest["drawn_seeds"]
+    assert not np.array_equal(np.asarray(a.maps("smoothgrad", full=True)), np.asarray(b.maps("smoothgrad", full=True)))
+
+
+def test_tqdm_bar_with_eta_headless(capsys):
+    """progress=True in a script: a tqdm text bar on stderr with the elapsed<remaining time (shown once the
+    run has taken over a second)."""
+    import time
+
+    model, (x, _) = tiny_cnn(), data(16)
+    # one forward per chunk of 4 (saliency's forward gives the records too): 4 x 0.4 s, the bar shows at 1.2 s
+    model.register_forward_pre_hook(lambda _m, args: time.sleep(0.4) if args[0].shape[0] == 4 else None)
+    xw.explain_dataset(model, x, methods=("saliency",), batch_size=4, map_size=4, progress=True)
+    err = capsys.readouterr().err
+    assert "explain_dataset" in err and "/16 [" in err and "<" in err, err
 
 
 @pytest.mark.slow
 def test_ray_backend_store_equals_local(tmp_path):
     """Ray Data actor pool on a local Ray (2 CPUs, 127.0.0.1, no dashboard): the same store, bitwise, as the
-    local loop for the deterministic methods gradcam and saliency (the actors use the driver's thread count)."""
+    local loop for the deterministic methods gradcam and saliency and for seeded smoothgrad (each chunk's seed
+    derives from the seed and its first item; the actors use the driver's thread count)."""
     ray = pytest.importorskip("ray")
     model, (x, y) = tiny_cnn(), data(20)
-    kwargs = dict(methods=("gradcam", "saliency"), labels=y, batch_size=6, map_size=4, progress=False)
+    kwargs = dict(methods=("gradcam", "saliency", "smoothgrad"), labels=y, batch_size=6, map_size=4, progress=False,
+                  smoothgrad={"n_samples": 3, "seed": 2})
     local = xw.explain_dataset(model, x, store=tmp_path / "local", **kwargs)
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:

@@ -2,7 +2,7 @@
 
 from .results import DatasetExplanations, LazyMaps, open_explanations
 from .run import explain_dataset
-from .store import StoreError, model_fingerprint
+from .store import StoreError, StoreWriteError, model_fingerprint
 
-__all__ = ["DatasetExplanations", "LazyMaps", "StoreError", "explain_dataset", "model_fingerprint",
+__all__ = ["DatasetExplanations", "LazyMaps", "StoreError", "StoreWriteError", "explain_dataset", "model_fingerprint",
            "open_explanations"]

@@ -78,9 +78,9 @@ class DatasetExplanations:
             done = np.zeros(n, bool)
             for c in m.get("completed", []):
                 done[c * size:(c + 1) * size] = True
-            if "valid" in store.group:
-                done &= store.group["valid"][:] if done.any() else done
             rows = np.flatnonzero(done)
+            if "valid" in store.group and len(rows):  # read complete chunks only: others may be half-written
+                rows = rows[LazyMaps(store.group["valid"], rows)[:]]
         self._rows = rows
         self._cache: dict[str, np.ndarray] = {}
 

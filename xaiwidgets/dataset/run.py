@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -134,13 +135,15 @@ def explain_dataset(
         "keep_full": keep_full, "top_k": top_k,
     }
     manifest = st.prepare(identity, overwrite=overwrite)
+    drawn = _drawn_seeds(methods, method_params, st)
 
     first = _first_item(source, on_error)
     x0, _ = source.load(first)
     with torch.no_grad():
         scores0, _ = predict(model, x0.unsqueeze(0).to(_device(model)))
     cfg = RunConfig(methods=methods, params=method_params, map_size=tuple(map_size), keep_full=keep_full,
-                    top_k=top_k, on_error=on_error, input_shape=tuple(x0.shape), n_classes=int(scores0.shape[1]))
+                    top_k=top_k, on_error=on_error, input_shape=tuple(x0.shape), n_classes=int(scores0.shape[1]),
+                    drawn_seeds=drawn)
     _check_methods(model, x0, cfg)
 
     todo = [(c, r) for c, r in _chunks(n, chunk) if c not in set(manifest["completed"])]
@@ -158,11 +161,14 @@ def explain_dataset(
         else:
             results = ((c, r, *compute_chunk(model, source, r, cfg)) for c, r in todo)
         for c, r, rec, skipped in results:
-            if not created:
-                st.ensure_arrays(_shapes(rec, cfg, st, model, source, first), n, chunk)
-                created = True
-            st.write_chunk(r.start, _complete(rec, cfg, st))
-            st.mark_complete(c, skipped)
+            try:
+                if not created:
+                    st.ensure_arrays(_shapes(rec, cfg, st, model, source, first), n, chunk)
+                    created = True
+                st.write_chunk(r.start, _complete(rec, cfg, st))
+                st.mark_complete(c, skipped)
+            except OSError as exc:  # a full disk: the manifest still lists the chunks written before
+                raise st.write_failed(c, r, exc) from exc
             done += len(r)
             tracker.emit("chunk", {"chunk": c, "start": r.start, "stop": r.stop, "done": done, "total": n})
             tracker.update(done, n, "explain_dataset")
@@ -170,6 +176,19 @@ def explain_dataset(
         if not isinstance(progress, Progress):
             tracker.close()
     return DatasetExplanations(st, source=source, model=model)
+
+
+def _drawn_seeds(methods: Sequence[str], method_params: dict[str, dict[str, Any]], st: Store) -> dict[str, int]:
+    """For each random method whose ``seed`` is None: a seed drawn once per store and kept in the manifest
+    (``drawn_seeds``), so a resumed run continues with the same draws; in memory, a new one per call."""
+    assert st.manifest is not None
+    drawn = dict(st.manifest.get("drawn_seeds", {}))
+    new = {m: secrets.randbits(63) for m in methods
+           if "seed" in (defaults := get_method(m).defaults)
+           and method_params[m].get("seed", defaults["seed"]) is None and m not in drawn}
+    if new:
+        st.write_manifest({**st.manifest, "drawn_seeds": {**drawn, **new}})
+    return {**drawn, **new}
 
 
 def _device(model: Any) -> torch.device:

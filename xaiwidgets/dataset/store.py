@@ -10,6 +10,7 @@ the next run recomputes and overwrites, never one that is read as complete.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -30,6 +31,17 @@ IDENTITY_KEYS = ("model", "methods", "params", "preprocessing", "n", "chunk_size
 
 class StoreError(XAIError, ValueError):
     """A store cannot be used for this run (made by another model/methods/params, or not a store)."""
+
+
+class StoreWriteError(XAIError, OSError):
+    """Writing a chunk failed (a full disk, a lost mount): the chunk is not complete, the others are."""
+
+
+def _mount_point(path: Path) -> Path:
+    path = path.resolve()
+    while not os.path.ismount(path) and path != path.parent:
+        path = path.parent
+    return path
 
 
 def model_fingerprint(model: Any) -> dict[str, str]:
@@ -112,11 +124,15 @@ class Store:
         if self.path is None:
             return
         tmp = self.path / f".{MANIFEST}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump(manifest, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path / MANIFEST)
+        try:
+            with open(tmp, "w") as fh:
+                json.dump(manifest, fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path / MANIFEST)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # the old manifest stays in place
+            raise
 
     def prepare(self, identity: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
         """Check the store against this run's identity; start a new manifest when empty or overwritten."""
@@ -163,3 +179,21 @@ class Store:
         manifest["completed"] = sorted({*manifest["completed"], chunk})
         manifest["skipped"] = {**manifest.get("skipped", {}), **skipped}
         self.write_manifest(manifest)
+
+    def write_failed(self, chunk: int, items: range, exc: OSError) -> StoreWriteError:
+        """The error for a chunk that could not be written: names the store, the disk and what is kept."""
+        done = len((self.manifest or {}).get("completed", []))
+        kept = (f"The store stays readable with its {done} complete chunk{'s' * (done != 1)} "
+                f"(xw.open_explanations); chunk {chunk} is not marked complete and will be recomputed")
+        what = f"chunk {chunk} (items {items.start}-{items.stop - 1}) of store {self.path}"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and self.path is not None:
+            disk = _mount_point(self.path)
+            try:
+                free = f"{shutil.disk_usage(disk).free / 2**20:.0f} MB free"
+            except OSError:
+                free = "free space unknown"
+            message = (f"the disk is full: writing {what} failed on {disk} ({free}; {exc.strerror}). {kept}. Free "
+                       "space (or choose a store on another disk) and rerun the same call: it continues from there")
+        else:
+            message = f"writing {what} failed: {exc}. {kept}; rerun the same call to continue"
+        return StoreWriteError(exc.errno, message)
