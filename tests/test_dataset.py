@@ -431,7 +431,7 @@ def test_tqdm_bar_with_eta_headless(capsys):
 
 
 @pytest.mark.slow
-def test_ray_backend_store_equals_local(tmp_path):
+def test_ray_backend_store_equals_local(tmp_path, monkeypatch):
     """Ray Data actor pool on a local Ray (2 CPUs, 127.0.0.1, no dashboard): the same store, bitwise, as the
     local loop for the deterministic methods gradcam and saliency and for seeded smoothgrad (each chunk's seed
     derives from the seed and its first item; the actors use the driver's thread count)."""
@@ -440,6 +440,8 @@ def test_ray_backend_store_equals_local(tmp_path):
     kwargs = dict(methods=("gradcam", "saliency", "smoothgrad"), labels=y, batch_size=6, map_size=4, progress=False,
                   smoothgrad={"n_samples": 3, "seed": 2})
     local = xw.explain_dataset(model, x, store=tmp_path / "local", **kwargs)
+    # a loaded 2-core CI machine can take longer than Ray's default to start the raylet
+    monkeypatch.setenv("RAY_raylet_start_wait_time_s", "300")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     try:
         remote = xw.explain_dataset(model, x, store=tmp_path / "ray", backend="ray", **kwargs)
