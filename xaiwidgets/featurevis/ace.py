@@ -35,7 +35,16 @@ from ..core.layers import get_layer
 from ..core.progress import Progress, as_progress
 from ..core.state import preserved
 from ._capture import capture, resolve_model
-from .tcav import _class_grads, _flat, _layer_acts, tcav_test
+from .tcav import (
+    _class_grads,
+    _flat,
+    _layer_acts,
+    cav_scores,
+    prediction_p,
+    random_concept_null,
+    random_sets,
+    sensitivity,
+)
 
 #: the authors' resolutions and SLIC settings
 N_SEGMENTS = (15, 50, 80)
@@ -65,6 +74,7 @@ class Concept:
     p_value: float
     significant: bool
     sensitivity: float = 0.0
+    random_sensitivities: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
 
 @dataclass(eq=False)
@@ -169,7 +179,7 @@ def _patch_acts(cap: Any, layer: str, x: torch.Tensor, segments: list[tuple[int,
     return torch.cat(out)
 
 
-def _check(images: Any, adapter: Any, n_clusters: int, n_repeats: int, n_controls: int,
+def _check(images: Any, adapter: Any, n_clusters: int, n_repeats: int, n_controls: int, n_null: int,
            n_segments: Sequence[int]) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) and adapter is not None:
         images = adapter.preprocess(list(images) if isinstance(images, (list, tuple)) else images)
@@ -180,7 +190,8 @@ def _check(images: Any, adapter: Any, n_clusters: int, n_repeats: int, n_control
         raise InputError(f"ACE finds concepts shared by images: pass at least 2 images (got {images.shape[0]})")
     if not bool(torch.isfinite(images).all()):
         raise InputError("the images contain NaN or inf values")
-    for name, value, low in (("n_clusters", n_clusters, 2), ("n_repeats", n_repeats, 2), ("n_controls", n_controls, 0)):
+    for name, value, low in (("n_clusters", n_clusters, 2), ("n_repeats", n_repeats, 2), ("n_controls", n_controls, 0),
+                             ("n_null", n_null, 3)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ParameterError(f"{name} must be an int >= {low}, got {value!r}")
     if not n_segments or not all(isinstance(n, int) and n >= 2 for n in n_segments):
@@ -203,6 +214,7 @@ def ace(
     n_random: int = 200,
     n_repeats: int = 20,
     n_controls: int = 5,
+    n_null: int = 20,
     alpha: float = 0.01,
     pad_value: float | Sequence[float] | None = None,
     batch_size: int = 32,
@@ -222,7 +234,7 @@ def ace(
     slic, kmeans_cls = _requirements()
     module, adapter = resolve_model(model)
     get_layer(module, layer)  # unknown names fail here, with the closest names
-    x = _check(images, adapter, n_clusters, n_repeats, n_controls, n_segments)
+    x = _check(images, adapter, n_clusters, n_repeats, n_controls, n_null, n_segments)
     n, size = x.shape[0], (int(x.shape[2]), int(x.shape[3]))
     min_patches = max(3, math.ceil(n / 5)) if min_patches is None else int(min_patches)
     device = model_device(module)
@@ -278,13 +290,20 @@ def ace(
                                "ace: activations for the CAVs")
             a_random = acts[where[pool]] if pool is not None else _layer_acts(module, cap, random, batch_size, device)
             grads = _class_grads(cap, layer, x, int(target), batch_size, device)
-        if a_random.shape[0] < 4:
-            raise InputError("the random pool needs at least 4 examples (two disjoint random sets per repeat)")
-        unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        concepts = []
+        if a_random.shape[0] < 2 * largest:
+            raise InputError(f"the random pool has {a_random.shape[0]} examples; the test draws random concepts of "
+                             f"up to {largest} and random sets of as many from the rest: pass at least "
+                             f"{2 * largest} (n_random=, or more random= images)")
+        concepts, nulls = [], {}
         todo = [*kept, *[(-1 - r, m, m.numel()) for r, m in enumerate(controls)]]
         for j, (c, members, count) in enumerate(todo):
-            sc, sr, cavs, _, p = tcav_test(acts[where[members]], a_random, grads, n_repeats=n_repeats, seed=seed)
+            k = members.numel()
+            if k not in nulls:  # the null of a fixed concept of this size, shared by the concepts of that size
+                nulls[k] = random_concept_null(a_random, k, grads, n_null=n_null, n_repeats=n_repeats, seed=seed + k)
+            sets = random_sets(a_random.shape[0], min(k, a_random.shape[0] // 2), n_repeats, seed)
+            sc, cavs, _ = cav_scores(acts[where[members]], a_random, sets, grads)
+            sens = sensitivity(grads, cavs)
+            p = prediction_p(sens, nulls[k][1])
             thumbs = torch.stack([make_patch(x[segments[k][0]], segments[k][1], pad, size) for k in members.tolist()])
             if max(size) > THUMB_SIDE:
                 side = (max(1, size[0] * THUMB_SIDE // max(size)), max(1, size[1] * THUMB_SIDE // max(size)))
@@ -293,8 +312,8 @@ def ace(
                 index=c, patches=thumbs.cpu(), images=owner[members],
                 masks=torch.stack([segments[k][1] for k in members.tolist()]), n_members=int(count),
                 n_images=int(owner[labels == c].unique().numel()) if c >= 0 else int(owner[members].unique().numel()),
-                score=float(sc.mean()), scores=sc, random_scores=sr, p_value=p,
-                sensitivity=float((unit @ cavs.T).mean()), significant=p < alpha,
+                score=float(sc.mean()), scores=sc, random_scores=nulls[k][0], p_value=p, sensitivity=sens,
+                random_sensitivities=nulls[k][1], significant=p < alpha,
             ))
             prog.update(j + 1, len(todo), "ace: tcav")
     finally:
@@ -309,5 +328,5 @@ def ace(
         params={"n_segments": tuple(n_segments), "compactness": compactness, "n_clusters": n_clusters,
                 "min_patches": min_patches, "max_patches": max_patches, "n_repeats": n_repeats, "alpha": alpha,
                 "n_controls": n_controls,
-                "seed": seed},
+                "n_null": n_null, "seed": seed},
     )

@@ -11,6 +11,7 @@ t-test, to the scores of random-vs-random CAVs (the null).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +188,48 @@ def tcav_test(
     sc, cavs, accs = cav_scores(a_concept, a_random, sets, grads, seed, progress)
     sr, _, _ = cav_scores(None, a_random, sets, grads, seed)
     return sc, sr, cavs, accs, t_test(sc, sr)
+
+
+def random_concept_null(
+    a_random: torch.Tensor, size: int, grads: torch.Tensor, *, n_null: int, n_repeats: int, seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The null of a fixed concept: ``n_null`` random concepts, each one fixed set of ``size`` examples of
+    ``a_random``, scored like a concept (its CAV against ``n_repeats`` random sets from the rest of the
+    pool). Returns each random concept's mean TCAV score and mean sensitivity (:func:`sensitivity`), ``(n_null,)``
+    each: the distribution of a fixed random set's statistics, between-set variation included."""
+    gen = torch.Generator().manual_seed(seed)
+    pool = a_random.shape[0]
+    scores, sens = [], []
+    for _ in range(n_null):
+        perm = torch.randperm(pool, generator=gen)
+        fixed, rest = perm[:size], perm[size:]
+        draw = int(torch.randint(2**31, (1,), generator=gen))
+        negs = random_sets(rest.numel(), min(size, rest.numel()), n_repeats, draw)
+        sets = [(rest[neg], rest[neg]) for neg, _ in negs]
+        sc, cavs, _ = cav_scores(a_random[fixed], a_random, sets, grads)
+        scores.append(float(sc.mean()))
+        sens.append(float(sensitivity(grads, cavs)))
+    return torch.tensor(scores), torch.tensor(sens)
+
+
+def sensitivity(grads: torch.Tensor, cavs: torch.Tensor) -> float:
+    """Mean cosine between the class gradients ``(n, D)`` and the CAVs ``(R, D)``: the conceptual
+    sensitivity ``S_C`` of Kim et al. (eq. 1), scale-free, averaged over inputs and repeats."""
+    unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return float((unit @ cavs.T).mean())
+
+
+def prediction_p(value: float, null: torch.Tensor) -> float:
+    """Two-sided p-value of ``value`` as one more draw from the normal sample ``null`` (the t prediction
+    interval: ``t = (value - mean) / (sd * sqrt(1 + 1/m))`` with ``m - 1`` degrees of freedom)."""
+    from scipy.stats import t as student
+
+    m = null.numel()
+    sd = float(null.double().std())
+    if sd == 0.0:
+        return 1.0 if value == float(null[0]) else 0.0
+    t = (value - float(null.double().mean())) / (sd * math.sqrt(1.0 + 1.0 / m))
+    return float(2.0 * student.sf(abs(t), m - 1))
 
 
 def tcav(
