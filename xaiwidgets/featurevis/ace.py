@@ -279,9 +279,19 @@ def ace(
         largest = max(len(m) for _, m, _ in kept)
         controls = [torch.randperm(len(segments), generator=gen)[:largest] for _ in range(n_controls)]
         pool = None if random is not None else torch.randperm(len(segments), generator=gen)[:n_random]
+        # the null's random concepts: n_null independent sets of random patches outside the pool (a concept
+        # of size k is compared with the first k of each)
+        outside = torch.ones(len(segments), dtype=torch.bool)
+        if pool is not None:
+            outside[pool] = False
+        outside = outside.nonzero().flatten()
+        if outside.numel() < largest:
+            raise InputError(f"{len(segments)} segments leave {outside.numel()} outside the random pool, fewer than "
+                             f"a concept ({largest}): pass more images, or a smaller n_random=")
+        null_sets = [outside[torch.randperm(outside.numel(), generator=gen)[:largest]] for _ in range(n_null)]
         # the CAVs live in the layer's full activation space (as the authors' code): a second pass over the
         # patches the tests need
-        needed = torch.cat([m for _, m, _ in kept] + controls + ([] if pool is None else [pool])).unique()
+        needed = torch.cat([m for _, m, _ in kept] + controls + null_sets + ([] if pool is None else [pool])).unique()
         where = torch.full((len(segments),), -1, dtype=torch.long)
         where[needed] = torch.arange(needed.numel())
         with preserved(module), capture(module, [layer], stop_early=False) as cap:
@@ -290,21 +300,19 @@ def ace(
                                "ace: activations for the CAVs")
             a_random = acts[where[pool]] if pool is not None else _layer_acts(module, cap, random, batch_size, device)
             grads = _class_grads(cap, layer, x, int(target), batch_size, device)
-        if a_random.shape[0] < 2 * largest:
-            raise InputError(f"the random pool has {a_random.shape[0]} examples; the test draws random concepts of "
-                             f"up to {largest} and random sets of as many from the rest: pass at least "
-                             f"{2 * largest} (n_random=, or more random= images)")
+        if a_random.shape[0] < 4:
+            raise InputError("the random pool needs at least 4 examples (two disjoint random sets per repeat)")
         concepts, nulls = [], {}
         todo = [*kept, *[(-1 - r, m, m.numel()) for r, m in enumerate(controls)]]
         for j, (c, members, count) in enumerate(todo):
             k = members.numel()
-            if k not in nulls:  # the null of a fixed concept of this size, shared by the concepts of that size
-                nulls[k] = random_concept_null(a_random, k, grads, n_null=n_null, n_repeats=n_repeats, seed=seed + k)
             sets = random_sets(a_random.shape[0], min(k, a_random.shape[0] // 2), n_repeats, seed)
+            if k not in nulls:  # random concepts of this size through the same random sets, for every concept of it
+                nulls[k] = random_concept_null([acts[where[m[:k]]] for m in null_sets], a_random, sets, grads)
             sc, cavs, _ = cav_scores(acts[where[members]], a_random, sets, grads)
             sens = sensitivity(grads, cavs)
             p = prediction_p(sens, nulls[k][1])
-            thumbs = torch.stack([make_patch(x[segments[k][0]], segments[k][1], pad, size) for k in members.tolist()])
+            thumbs = torch.stack([make_patch(x[segments[i][0]], segments[i][1], pad, size) for i in members.tolist()])
             if max(size) > THUMB_SIDE:
                 side = (max(1, size[0] * THUMB_SIDE // max(size)), max(1, size[1] * THUMB_SIDE // max(size)))
                 thumbs = F.interpolate(thumbs, size=side, mode="area")

@@ -191,24 +191,19 @@ def tcav_test(
 
 
 def random_concept_null(
-    a_random: torch.Tensor, size: int, grads: torch.Tensor, *, n_null: int, n_repeats: int, seed: int = 0,
+    a_sets: list[torch.Tensor], a_random: torch.Tensor, sets: list[tuple[torch.Tensor, torch.Tensor]],
+    grads: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The null of a fixed concept: ``n_null`` random concepts, each one fixed set of ``size`` examples of
-    ``a_random``, scored like a concept (its CAV against ``n_repeats`` random sets from the rest of the
-    pool). Returns each random concept's mean TCAV score and mean sensitivity (:func:`sensitivity`), ``(n_null,)``
-    each: the distribution of a fixed random set's statistics, between-set variation included."""
-    gen = torch.Generator().manual_seed(seed)
-    pool = a_random.shape[0]
+    """The null of a fixed concept: each of ``a_sets`` (activations of one fixed random set of examples, drawn
+    from the concept's source and not from the pool ``a_random``) scored as a concept, its CAV against the
+    random sets ``sets`` of the pool. Returns each random concept's mean TCAV score and mean sensitivity
+    (:func:`sensitivity`), ``(len(a_sets),)`` each: what a fixed random set reaches, between-set variation
+    included."""
     scores, sens = [], []
-    for _ in range(n_null):
-        perm = torch.randperm(pool, generator=gen)
-        fixed, rest = perm[:size], perm[size:]
-        draw = int(torch.randint(2**31, (1,), generator=gen))
-        negs = random_sets(rest.numel(), min(size, rest.numel()), n_repeats, draw)
-        sets = [(rest[neg], rest[neg]) for neg, _ in negs]
-        sc, cavs, _ = cav_scores(a_random[fixed], a_random, sets, grads)
+    for a_fixed in a_sets:
+        sc, cavs, _ = cav_scores(a_fixed, a_random, sets, grads)
         scores.append(float(sc.mean()))
-        sens.append(float(sensitivity(grads, cavs)))
+        sens.append(sensitivity(grads, cavs))
     return torch.tensor(scores), torch.tensor(sens)
 
 
