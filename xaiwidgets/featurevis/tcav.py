@@ -6,7 +6,8 @@ A CAV is the normal of a linear classifier (logistic regression) separating a la
 concept examples from those of random examples, pointing to the concept. The TCAV score of a class is
 the fraction of its inputs whose class logit increases along the CAV (positive directional derivative
 ``grad_act(logit) · cav``). Repeated against ``n_repeats`` random sets and compared, with a two-sided
-t-test, to the scores of random-vs-random CAVs (the null).
+t-test, to the scores of random-vs-random CAVs (the null). ACE tests instead against fixed random concepts
+(:func:`random_concept_null`, :func:`prediction_p`; docs/decisions.md).
 """
 
 from __future__ import annotations
