@@ -18,8 +18,8 @@ Ghorbani, Wexler, Zou & Kim 2019, "Towards Automatic Concept-based Explanations"
    test compares the sensitivity with that of ``n_null`` random concepts of the same size (fixed sets of
    random patches outside the random pool, through the same random sets): two-sided, the t prediction
    interval of one more draw. A fixed set's scores vary over the runs only through the random sets, so the
-   paper's t-test of the runs against random-vs-random runs (Kim et al. 2018 sec. 3.5; Ghorbani et al. 2019
-   sec. 3) misses the variation between random sets and passes random concepts; the null here has it
+   paper's t-test of the runs against random-vs-random runs (Kim et al. 2018 sec. 3.5, as Ghorbani et
+   al. 2019) misses the variation between random sets and passes random concepts; the null here has it
    (docs/decisions.md). Random concepts (random patches) are scored the same way as controls.
 """
 
