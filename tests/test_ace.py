@@ -1,6 +1,7 @@
 """ACE (Ghorbani, Wexler, Zou & Kim 2019, NeurIPS): on circles and squares where every square carries a
 magenta watermark and a small CNN learned that shortcut, the top concept for "square" is made of watermark
-patches, and random concepts (random patches) are rejected by the t-test; clear errors for bad input."""
+patches, and random concepts (random patches) are rejected by the test against fixed random concepts; clear
+errors for bad input."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def shows_watermark(mask: torch.Tensor, region: torch.Tensor) -> bool:
 def test_top_concept_is_the_watermark_and_random_concepts_are_rejected(biased):
     net, test = biased
     squares = (test.images[test.labels == 1][:24] - 0.5) / 0.5
-    r = xw.featurevis.ace(net, squares, "features.1", n_clusters=12, n_repeats=10, progress=False)
+    # features.4: at features.1 no concept, the watermark included, stands out from fixed random sets of
+    # patches (docs/featurevis.md); n_null=20 random concepts per concept size make the null
+    r = xw.featurevis.ace(net, squares, "features.4", n_clusters=12, n_repeats=10, progress=False)
     assert r.target == 1 and r.n_images == 24 and r.n_patches > 24 * 10
     top = r.top()
     share = sum(shows_watermark(m, test.region) for m in top.masks) / len(top.masks)
@@ -39,8 +42,8 @@ def test_top_concept_is_the_watermark_and_random_concepts_are_rejected(biased):
     assert bool((top.images < 24).all()) and top.masks.shape[1:] == (32, 32)
     # the controls: random patches, as many as the largest concept, through the same test
     assert len(r.random_concepts) == 5
-    rejected = [not c.significant for c in r.random_concepts]
-    assert sum(rejected) >= 4, [c.p_value for c in r.random_concepts]  # alpha = 0.01 each (the authors' code)
+    assert not any(c.significant for c in r.random_concepts), [c.p_value for c in r.random_concepts]  # alpha 0.01
+    assert all(c.random_sensitivities.shape == (20,) for c in [top, *r.random_concepts])
     # the FeatureGallery's concepts tab carries every concept, in rank order, with at most 8 example patches
     g = r.show()
     payload = g.concepts

@@ -13,9 +13,14 @@ Ghorbani, Wexler, Zou & Kim 2019, "Towards Automatic Concept-based Explanations"
    three rules on its size ``L`` and its number of distinct images ``U`` out of ``N``: ``L >= min_patches``
    and ``U > L / 2``, or ``U > L / 4`` and ``U > N / 4``, or ``U > L / 10`` and ``U > N / 2``), with its
    ``max_patches`` members nearest the centre (the outliers are dropped);
-5. score each concept with TCAV (:mod:`.tcav`) for the class: its CAV against ``n_repeats`` random sets,
-   compared with random-vs-random CAVs by a two-sided t-test; a random concept (random patches) is scored
-   the same way as a control, and should not pass.
+5. score each concept with TCAV (:mod:`.tcav`) for the class: its CAVs against ``n_repeats`` random sets
+   give its TCAV score and its sensitivity (mean cosine between the class gradients and the CAVs). The
+   test compares the sensitivity with that of ``n_null`` random concepts of the same size (fixed sets of
+   random patches outside the random pool, through the same random sets): two-sided, the t prediction
+   interval of one more draw. A fixed set's scores vary over the runs only through the random sets, so the
+   paper's t-test of the runs against random-vs-random runs (Kim et al. 2018 sec. 3.5, as Ghorbani et
+   al. 2019) misses the variation between random sets and passes random concepts; the null here has it
+   (docs/decisions.md). Random concepts (random patches) are scored the same way as controls.
 """
 
 from __future__ import annotations
@@ -35,7 +40,16 @@ from ..core.layers import get_layer
 from ..core.progress import Progress, as_progress
 from ..core.state import preserved
 from ._capture import capture, resolve_model
-from .tcav import _class_grads, _flat, _layer_acts, tcav_test
+from .tcav import (
+    _class_grads,
+    _flat,
+    _layer_acts,
+    cav_scores,
+    prediction_p,
+    random_concept_null,
+    random_sets,
+    sensitivity,
+)
 
 #: the authors' resolutions and SLIC settings
 N_SEGMENTS = (15, 50, 80)
@@ -48,10 +62,11 @@ class Concept:
     """One discovered concept. ``patches``: model-space thumbnails ``(K, C, h, w)`` of its members (at most
     ``THUMB_SIDE`` px); ``images``: ``(K,)`` index of each member's source image; ``masks``: ``(K, H, W)``
     bool, the member's segment in that image; ``n_members``/``n_images``: the cluster's size and distinct
-    images before the outliers were dropped; TCAV: ``score`` (mean over repeats), ``scores``,
-    ``random_scores`` (random-vs-random), ``p_value`` (two-sided t-test), ``significant``;
-    ``sensitivity``: the mean cosine between the class gradients and the concept's CAVs (breaks ties of the
-    score, which saturates at 0 or 1 when the class gradients agree)."""
+    images before the outliers were dropped; TCAV: ``score`` (mean over repeats), ``scores``;
+    ``sensitivity``: the mean cosine between the class gradients and the concept's CAVs (the tested
+    statistic; breaks ties of the score, which saturates at 0 or 1 when the class gradients agree);
+    ``random_scores``/``random_sensitivities``: the same for the null's random concepts of this size,
+    ``(n_null,)``; ``p_value`` (two-sided, the sensitivity against the null's), ``significant``."""
 
     index: int
     patches: torch.Tensor
@@ -65,6 +80,7 @@ class Concept:
     p_value: float
     significant: bool
     sensitivity: float = 0.0
+    random_sensitivities: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
 
 @dataclass(eq=False)
@@ -169,7 +185,7 @@ def _patch_acts(cap: Any, layer: str, x: torch.Tensor, segments: list[tuple[int,
     return torch.cat(out)
 
 
-def _check(images: Any, adapter: Any, n_clusters: int, n_repeats: int, n_controls: int,
+def _check(images: Any, adapter: Any, n_clusters: int, n_repeats: int, n_controls: int, n_null: int,
            n_segments: Sequence[int]) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) and adapter is not None:
         images = adapter.preprocess(list(images) if isinstance(images, (list, tuple)) else images)
@@ -180,7 +196,8 @@ def _check(images: Any, adapter: Any, n_clusters: int, n_repeats: int, n_control
         raise InputError(f"ACE finds concepts shared by images: pass at least 2 images (got {images.shape[0]})")
     if not bool(torch.isfinite(images).all()):
         raise InputError("the images contain NaN or inf values")
-    for name, value, low in (("n_clusters", n_clusters, 2), ("n_repeats", n_repeats, 2), ("n_controls", n_controls, 0)):
+    for name, value, low in (("n_clusters", n_clusters, 2), ("n_repeats", n_repeats, 2), ("n_controls", n_controls, 0),
+                             ("n_null", n_null, 3)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ParameterError(f"{name} must be an int >= {low}, got {value!r}")
     if not n_segments or not all(isinstance(n, int) and n >= 2 for n in n_segments):
@@ -203,6 +220,7 @@ def ace(
     n_random: int = 200,
     n_repeats: int = 20,
     n_controls: int = 5,
+    n_null: int = 20,
     alpha: float = 0.01,
     pad_value: float | Sequence[float] | None = None,
     batch_size: int = 32,
@@ -215,14 +233,14 @@ def ace(
     ``min_patches`` (default ``max(3, ceil(N / 5))``) and ``max_patches`` bound a concept's size; ``random``
     (model-ready images) is the pool of random examples for TCAV, by default ``n_random`` patches drawn
     from all the segments; ``pad_value`` fills the outside of a segment (default: the images' per-channel
-    mean). ``n_repeats`` random runs per concept, significance at ``alpha`` (0.01 as the authors' code: a
-    fixed concept's scores vary only with the random sets, so the t-test is optimistic for it);
+    mean). ``n_repeats`` random runs per concept; the null is ``n_null`` random concepts of its size
+    (random patches outside the pool), significance at ``alpha`` (0.01 as the authors' code);
     ``n_controls`` random concepts (random patches, as many as the largest concept) are tested the same way.
     """
     slic, kmeans_cls = _requirements()
     module, adapter = resolve_model(model)
     get_layer(module, layer)  # unknown names fail here, with the closest names
-    x = _check(images, adapter, n_clusters, n_repeats, n_controls, n_segments)
+    x = _check(images, adapter, n_clusters, n_repeats, n_controls, n_null, n_segments)
     n, size = x.shape[0], (int(x.shape[2]), int(x.shape[3]))
     min_patches = max(3, math.ceil(n / 5)) if min_patches is None else int(min_patches)
     device = model_device(module)
@@ -267,9 +285,19 @@ def ace(
         largest = max(len(m) for _, m, _ in kept)
         controls = [torch.randperm(len(segments), generator=gen)[:largest] for _ in range(n_controls)]
         pool = None if random is not None else torch.randperm(len(segments), generator=gen)[:n_random]
+        # the null's random concepts: n_null independent sets of random patches outside the pool (a concept
+        # of size k is compared with the first k of each)
+        outside = torch.ones(len(segments), dtype=torch.bool)
+        if pool is not None:
+            outside[pool] = False
+        outside = outside.nonzero().flatten()
+        if outside.numel() < largest:
+            raise InputError(f"{len(segments)} segments leave {outside.numel()} outside the random pool, fewer than "
+                             f"a concept ({largest}): pass more images, or a smaller n_random=")
+        null_sets = [outside[torch.randperm(outside.numel(), generator=gen)[:largest]] for _ in range(n_null)]
         # the CAVs live in the layer's full activation space (as the authors' code): a second pass over the
         # patches the tests need
-        needed = torch.cat([m for _, m, _ in kept] + controls + ([] if pool is None else [pool])).unique()
+        needed = torch.cat([m for _, m, _ in kept] + controls + null_sets + ([] if pool is None else [pool])).unique()
         where = torch.full((len(segments),), -1, dtype=torch.long)
         where[needed] = torch.arange(needed.numel())
         with preserved(module), capture(module, [layer], stop_early=False) as cap:
@@ -280,12 +308,17 @@ def ace(
             grads = _class_grads(cap, layer, x, int(target), batch_size, device)
         if a_random.shape[0] < 4:
             raise InputError("the random pool needs at least 4 examples (two disjoint random sets per repeat)")
-        unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        concepts = []
+        concepts, nulls = [], {}
         todo = [*kept, *[(-1 - r, m, m.numel()) for r, m in enumerate(controls)]]
         for j, (c, members, count) in enumerate(todo):
-            sc, sr, cavs, _, p = tcav_test(acts[where[members]], a_random, grads, n_repeats=n_repeats, seed=seed)
-            thumbs = torch.stack([make_patch(x[segments[k][0]], segments[k][1], pad, size) for k in members.tolist()])
+            k = members.numel()
+            sets = random_sets(a_random.shape[0], min(k, a_random.shape[0] // 2), n_repeats, seed)
+            if k not in nulls:  # random concepts of this size through the same random sets, for every concept of it
+                nulls[k] = random_concept_null([acts[where[m[:k]]] for m in null_sets], a_random, sets, grads)
+            sc, cavs, _ = cav_scores(acts[where[members]], a_random, sets, grads)
+            sens = sensitivity(grads, cavs)
+            p = prediction_p(sens, nulls[k][1])
+            thumbs = torch.stack([make_patch(x[segments[i][0]], segments[i][1], pad, size) for i in members.tolist()])
             if max(size) > THUMB_SIDE:
                 side = (max(1, size[0] * THUMB_SIDE // max(size)), max(1, size[1] * THUMB_SIDE // max(size)))
                 thumbs = F.interpolate(thumbs, size=side, mode="area")
@@ -293,8 +326,8 @@ def ace(
                 index=c, patches=thumbs.cpu(), images=owner[members],
                 masks=torch.stack([segments[k][1] for k in members.tolist()]), n_members=int(count),
                 n_images=int(owner[labels == c].unique().numel()) if c >= 0 else int(owner[members].unique().numel()),
-                score=float(sc.mean()), scores=sc, random_scores=sr, p_value=p,
-                sensitivity=float((unit @ cavs.T).mean()), significant=p < alpha,
+                score=float(sc.mean()), scores=sc, random_scores=nulls[k][0], p_value=p, sensitivity=sens,
+                random_sensitivities=nulls[k][1], significant=p < alpha,
             ))
             prog.update(j + 1, len(todo), "ace: tcav")
     finally:
@@ -309,5 +342,5 @@ def ace(
         params={"n_segments": tuple(n_segments), "compactness": compactness, "n_clusters": n_clusters,
                 "min_patches": min_patches, "max_patches": max_patches, "n_repeats": n_repeats, "alpha": alpha,
                 "n_controls": n_controls,
-                "seed": seed},
+                "n_null": n_null, "seed": seed},
     )

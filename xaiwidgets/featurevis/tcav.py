@@ -6,11 +6,13 @@ A CAV is the normal of a linear classifier (logistic regression) separating a la
 concept examples from those of random examples, pointing to the concept. The TCAV score of a class is
 the fraction of its inputs whose class logit increases along the CAV (positive directional derivative
 ``grad_act(logit) · cav``). Repeated against ``n_repeats`` random sets and compared, with a two-sided
-t-test, to the scores of random-vs-random CAVs (the null).
+t-test, to the scores of random-vs-random CAVs (the null). ACE tests instead against fixed random concepts
+(:func:`random_concept_null`, :func:`prediction_p`; docs/decisions.md).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +189,43 @@ def tcav_test(
     sc, cavs, accs = cav_scores(a_concept, a_random, sets, grads, seed, progress)
     sr, _, _ = cav_scores(None, a_random, sets, grads, seed)
     return sc, sr, cavs, accs, t_test(sc, sr)
+
+
+def random_concept_null(
+    a_sets: list[torch.Tensor], a_random: torch.Tensor, sets: list[tuple[torch.Tensor, torch.Tensor]],
+    grads: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The null of a fixed concept: each of ``a_sets`` (activations of one fixed random set of examples, drawn
+    from the concept's source and not from the pool ``a_random``) scored as a concept, its CAV against the
+    random sets ``sets`` of the pool. Returns each random concept's mean TCAV score and mean sensitivity
+    (:func:`sensitivity`), ``(len(a_sets),)`` each: what a fixed random set reaches, between-set variation
+    included."""
+    scores, sens = [], []
+    for a_fixed in a_sets:
+        sc, cavs, _ = cav_scores(a_fixed, a_random, sets, grads)
+        scores.append(float(sc.mean()))
+        sens.append(sensitivity(grads, cavs))
+    return torch.tensor(scores), torch.tensor(sens)
+
+
+def sensitivity(grads: torch.Tensor, cavs: torch.Tensor) -> float:
+    """Mean cosine between the class gradients ``(n, D)`` and the CAVs ``(R, D)``: the conceptual
+    sensitivity ``S_C`` of Kim et al. (eq. 1), scale-free, averaged over inputs and repeats."""
+    unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return float((unit @ cavs.T).mean())
+
+
+def prediction_p(value: float, null: torch.Tensor) -> float:
+    """Two-sided p-value of ``value`` as one more draw from the normal sample ``null`` (the t prediction
+    interval: ``t = (value - mean) / (sd * sqrt(1 + 1/m))`` with ``m - 1`` degrees of freedom)."""
+    from scipy.stats import t as student
+
+    m = null.numel()
+    sd = float(null.double().std())
+    if sd == 0.0:
+        return 1.0 if value == float(null[0]) else 0.0
+    t = (value - float(null.double().mean())) / (sd * math.sqrt(1.0 + 1.0 / m))
+    return float(2.0 * student.sf(abs(t), m - 1))
 
 
 def tcav(
