@@ -14,6 +14,7 @@ from . import (  # noqa: F401
     guided_gradcam,
     integrated_gradients,
     layerwise,
+    optimisation,
     perturbation,
     relevance,
     smoothgrad,
