@@ -17,6 +17,7 @@ from xaiwidgets.core.errors import LayerError
 from xaiwidgets.methods.optimisation._common import gaussian_blur, margin
 from xaiwidgets.methods.optimisation.perceptual_ball import default_layers
 
+QUICK = {"n_steps": 10, "max_rounds": 1}  # where reaching v is not the point
 FAST = {"n_steps": 30, "progress": False}
 
 
@@ -87,19 +88,19 @@ def test_margin_on_the_shapes_demo_model() -> None:
 
 
 def test_margin_on_a_seeded_resnet18(resnet18: nn.Module) -> None:
-    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
-    a = xw.attribute(resnet18, x, method="perceptual_ball", n_steps=40, progress=False)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))  # fixture: seeded, eval
+    a = xw.attribute(resnet18, x, method="perceptual_ball", n_steps=20, progress=False)
     assert abs(float(a.extras["margin"][0]) + 2.0) <= 0.2, a.extras["margin"]
 
 
 def test_deterministic_for_a_seed_and_batch_independent(net: BNNet, x: torch.Tensor) -> None:
-    one = xw.attribute(net, x, method="perceptual_ball", init_noise=0.01, seed=4, **FAST)
-    two = xw.attribute(net, x, method="perceptual_ball", init_noise=0.01, seed=4, **FAST)
-    other = xw.attribute(net, x, method="perceptual_ball", init_noise=0.01, seed=5, **FAST)
+    one = xw.attribute(net, x, method="perceptual_ball", init_noise=0.01, seed=4, progress=False, **QUICK)
+    two = xw.attribute(net, x, method="perceptual_ball", init_noise=0.01, seed=4, progress=False, **QUICK)
+    other = xw.attribute(net, x, method="perceptual_ball", init_noise=0.01, seed=5, progress=False, **QUICK)
     assert torch.equal(one.values, two.values)
     assert not torch.equal(one.values, other.values)
-    alone = xw.attribute(net, x[:1], method="perceptual_ball", **FAST)  # r = 0 start: no randomness
-    batch = xw.attribute(net, x, method="perceptual_ball", **FAST)
+    alone = xw.attribute(net, x[:1], method="perceptual_ball", progress=False, **QUICK)  # r = 0: no randomness
+    batch = xw.attribute(net, x, method="perceptual_ball", progress=False, **QUICK)
     torch.testing.assert_close(alone.values[0], batch.values[0], rtol=1e-4, atol=1e-6)
 
 
@@ -108,7 +109,7 @@ def test_model_left_untouched(net: BNNet, x: torch.Tensor) -> None:
     state = {k: v.clone() for k, v in net.state_dict().items()}
     flags = [(m.training, len(m._forward_hooks)) for m in net.modules()]
     grads = [p.requires_grad for p in net.parameters()]
-    xw.attribute(net, x, method="perceptual_ball", **FAST)
+    xw.attribute(net, x, method="perceptual_ball", progress=False, **QUICK)
     assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
     assert flags == [(m.training, len(m._forward_hooks)) for m in net.modules()]
     assert grads == [p.requires_grad for p in net.parameters()]
@@ -116,18 +117,18 @@ def test_model_left_untouched(net: BNNet, x: torch.Tensor) -> None:
 
 
 def test_passes_cascading_randomisation(net: BNNet, x: torch.Tensor) -> None:
-    result = xw.metrics.model_randomisation(net, x, "perceptual_ball", params={"perceptual_ball": FAST},
+    result = xw.metrics.model_randomisation(net, x, "perceptual_ball", params={"perceptual_ball": QUICK},
                                             measures=("spearman_abs",), progress=False)
     assert result.passed("perceptual_ball"), result.rows()
 
 
 def test_bad_input(net: BNNet, x: torch.Tensor) -> None:
     with pytest.raises(LayerError, match="b2"):
-        xw.attribute(net, x, method="perceptual_ball", layers=["b2.7"], **FAST)
+        xw.attribute(net, x, method="perceptual_ball", layers=["b2.7"], **QUICK)
     flat = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4)).eval()
     with pytest.raises(LayerError, match="no layer whose output is a map"):
-        xw.attribute(flat, x, method="perceptual_ball", **FAST)
+        xw.attribute(flat, x, method="perceptual_ball", **QUICK)
     plain = xw.attribute(flat, x, method="perceptual_ball", layers=[], v=-1.0, **FAST)  # no perceptual term
     assert bool(((plain.extras["margin"] + 1.0).abs() <= 0.1).all())
     with pytest.raises(xw.core.errors.ParameterError, match="gamma"):
-        xw.attribute(net, x, method="perceptual_ball", gamma=-1.0, **FAST)
+        xw.attribute(net, x, method="perceptual_ball", gamma=-1.0, **QUICK)

@@ -243,7 +243,7 @@ def fit_masker(
                         p.grad = g
                     torch.nn.utils.clip_grad_norm_(params, 10.0)
                     optimiser.step()
-                    losses.append(float(loss.mean()))
+                    losses.append(float(loss.detach().mean()))
                     done += 1
                     tracker.update(min(done, total), total, "fit_masker")
                 masker.history.append(sum(losses) / max(len(losses), 1))
