@@ -65,7 +65,16 @@ ORACLES: dict[str, tuple[str, str]] = {
                           "torchvision head weights, HF output_attentions)", "rtol 1e-4, atol 1e-6"),
     "transformer_relevance": ("the paper's formula on timm's own eager probabilities and their gradients "
                               "(ViT, DeiT, hybrid)", "rtol 1e-4, atol 1e-6"),
+    "perceptual_ball": ("the authors' code's loss and settings (alan-turing-institute/perceptualBall); blur vs "
+                        "scipy `gaussian_filter`; the margin constraint on the result", "blur 1e-6 x max; margin "
+                        "within 10% of v"),
+    "masking_saliency": ("the authors' criterion (zphang/saliency_investigation) on hand-built cases; IoU vs "
+                         "`extremal_perturbation` and `gradcam` in benchmarks/optimisation.py", "float32"),
 }
+
+#: sections after the table (figures measured with the scripts in benchmarks/)
+SECTIONS = """
+"""
 
 
 def table() -> str:
@@ -84,7 +93,7 @@ def table() -> str:
             f"| `{row['name']}` | {row['family']} | {', '.join(row['modalities'])} | {row['reference']} "
             f"| {peer} | {tol} |"
         )
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n" + SECTIONS
 
 
 if __name__ == "__main__":
