@@ -13,6 +13,16 @@ from ...core.errors import LayerError, ModelError
 from ...core.layers import get_layer, layer_name, map_layers
 from ...core.state import Hooks
 from ...core.targets import scores_from_output
+from ..base import Method
+
+
+class ImageOptimisation(Method):
+    """Base of this family: image methods whose unsigned map comes from an optimisation through the model."""
+
+    family = "optimisation"
+    modalities = ("image",)
+    default_reduce = "mean"
+    signed = False
 
 
 def as_module(model: Any, method: str) -> nn.Module:

@@ -43,10 +43,10 @@ from ...core.inputs import as_batch
 from ...core.progress import Progress, as_progress
 from ...core.state import Hooks, preserved, warn_if_training
 from ...core.targets import TargetLike, gather_scores, resolve_target
-from ..base import Method, require
+from ..base import require
 from ..perturbation._common import check_positive_int, check_seed, generator
 from ..registry import register
-from ._common import Tap, as_module, block_maps, resolve_layer_names
+from ._common import ImageOptimisation, Tap, as_module, block_maps, resolve_layer_names
 
 #: the authors' final ("FIX") weights
 LAMBDA_IN, LAMBDA_OUT, LAMBDA_TV = 1.0, 10.0, 1e-3
@@ -270,15 +270,11 @@ def _n_batches(data: Any, batch_size: int) -> int:
 
 
 @register
-class MaskingSaliency(Method):
+class MaskingSaliency(ImageOptimisation):
     """Masks that keep the class when shown and leave only uncertainty when removed; see the module docstring."""
 
     name = "masking_saliency"
-    family = "optimisation"
-    modalities = ("image",)
     reference = "Phang, Park & Geras 2020, arXiv:2010.09750"
-    default_reduce = "mean"
-    signed = False
     defaults: ClassVar[dict[str, Any]] = {
         "masker": None,
         "n_steps": 300,

@@ -31,10 +31,10 @@ from ...core.errors import Cancelled, LayerError, ModelError
 from ...core.progress import Progress
 from ...core.state import Hooks
 from ...core.targets import TargetLike, gather_scores, resolve_target
-from ..base import Method, require
+from ..base import require
 from ..perturbation._common import check_positive_int, check_seed, generator
 from ..registry import register
-from ._common import Tap, as_module, block_maps, gaussian_blur, margin, resolve_layer_names, spread
+from ._common import ImageOptimisation, Tap, as_module, block_maps, gaussian_blur, margin, resolve_layer_names, spread
 
 #: how many layers the automatic choice regularises
 N_AUTO_LAYERS = 5
@@ -58,15 +58,15 @@ def default_layers(model: torch.nn.Module, inputs: torch.Tensor, k: int = N_AUTO
 
 
 @register
-class PerceptualBall(Method):
+class PerceptualBall(ImageOptimisation):
     """Perturbation that moves the target's margin to ``v`` on the perceptual ball; see the module docstring."""
 
     name = "perceptual_ball"
-    family = "optimisation"
-    modalities = ("image",)
     reference = "Elliott, Law & Russell 2021, CVPR, arXiv:1912.09405"
-    default_reduce = "mean"
-    signed = False
+    tunable: ClassVar[dict[str, tuple[float, float, float]]] = {
+        "n_steps": (10, 300, 10),
+        "blur_sigma": (0.0, 8.0, 0.5),
+    }
     defaults: ClassVar[dict[str, Any]] = {
         "layers": None,
         "gamma": 1e4,
@@ -78,10 +78,6 @@ class PerceptualBall(Method):
         "max_rounds": 8,
         "init_noise": 0.0,
         "seed": 0,
-    }
-    tunable: ClassVar[dict[str, tuple[float, float, float]]] = {
-        "n_steps": (10, 300, 10),
-        "blur_sigma": (0.0, 8.0, 0.5),
     }
 
     def validate(self, inputs: torch.Tensor, params: dict[str, Any]) -> None:
