@@ -41,6 +41,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--mask-photos", type=int, default=5, help="photos timed for per-image masking_saliency")
     p.add_argument("--skip-shapes", action="store_true")
+    p.add_argument("--no-masker", action="store_true", help="shapes without training the mask generator")
     p.add_argument("--skip-demo", action="store_true")
     p.add_argument("--skip-resnet", action="store_true")
     return p.parse_args()
@@ -56,17 +57,19 @@ def shapes(args: argparse.Namespace) -> None:
     clf = xw.demo.shapes_classifier()
     train, test = xw.demo.make_shapes(args.train, seed=11), xw.demo.make_shapes(args.test, seed=12)
     x_train, x_test = clf.preprocess(train.images), clf.preprocess(test.images)
-    t0 = clock()
-    masker = fit_masker(clf, (x_train, train.labels), epochs=args.epochs, progress=False)
-    fit = clock() - t0
-    print(f"(a) shapes 64x64: masker on {masker.layers} trained on {args.train} images, {args.epochs} epochs "
-          f"in {fit:.1f} s; IoU with the object masks on {args.test} test images")
-    runs = {
-        "masking_saliency (trained masker)": lambda: masker.attribute(x_test),
+    runs = {}
+    if not args.no_masker:
+        t0 = clock()
+        masker = fit_masker(clf, (x_train, train.labels), epochs=args.epochs, progress=False)
+        print(f"(a) shapes 64x64: masker on {masker.layers} trained on {args.train} images, {args.epochs} epochs "
+              f"in {clock() - t0:.1f} s")
+        runs["masking_saliency (trained masker)"] = lambda: masker.attribute(x_test)
+    print(f"(a) IoU with the object masks on {args.test} test shapes images")
+    runs.update({
         "masking_saliency (per image)": lambda: xw.attribute(clf, x_test, method="masking_saliency", progress=False),
         "extremal_perturbation": lambda: xw.attribute(clf, x_test, method="extremal_perturbation", progress=False),
         "gradcam": lambda: xw.attribute(clf, x_test, method="gradcam"),
-    }
+    })
     for label, run in runs.items():
         t0 = clock()
         a = run()
