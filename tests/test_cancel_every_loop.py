@@ -49,6 +49,8 @@ LONG = {
     "lime": {"n_samples": 400, "batch_size": 4, "segments": "grid", "segmentation_params": {"patch": 4}},
     "shapley_sampling": {"n_samples": 50, "batch_size": 4, "segments": "grid", "segmentation_params": {"patch": 4}},
     "extremal_perturbation": {"n_steps": 100},
+    "perceptual_ball": {"n_steps": 100},
+    "masking_saliency": {"n_steps": 100},
     "scorecam": {"batch_size": 1},
     "ablationcam": {"batch_size": 1},
 }

@@ -83,6 +83,17 @@ def test_modalities_follow_the_hooks() -> None:
         type("Bad", (Method,), {"name": "toy_bad", "text_strategy": "tokens"})
 
 
+def test_a_declared_modalities_tuple_must_agree_with_the_hooks() -> None:
+    """A class that still declares ``modalities`` (the old way) fails at definition when its hooks say
+    otherwise, instead of being listed for inputs it does not explain."""
+    with pytest.raises(TypeError, match="declares modalities"):
+        type("ImagesOnly", (Method,), {"name": "images_only", "modalities": ("image",),
+                                       "_attribute": lambda self, *a: None})
+    agreeing = type("ImagesOnly2", (Method,), {"name": "images_only2", "modalities": ("image",),
+                                               "tabular_strategy": None, "_attribute": lambda self, *a: None})
+    assert agreeing.modalities == ("image",)
+
+
 def test_a_game_hook_explains_texts_and_rows(text_clf: TextClassifier, table: TabularModel) -> None:
     """The default text and tabular paths play the method's ``explain_game`` on each input's game: the values
     are the definition on the adapters' own coalition scores (float64 sums of float32 scores: 1e-6)."""

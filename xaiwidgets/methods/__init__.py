@@ -1,4 +1,5 @@
-"""Attribution methods, one package per family (``gradient``, ``cam``, ``relevance``, ``perturbation``) plus
+"""Attribution methods, one package per family (``gradient``, ``cam``, ``relevance``, ``perturbation``,
+``optimisation``) plus
 the attention methods (``transformers``), all reachable by canonical name.
 
 ``xw.methods.available()`` lists them; ``xw.methods.get_method(name)`` returns the class;
@@ -8,7 +9,7 @@ the attention methods (``transformers``), all reachable by canonical name.
 from typing import Any
 
 # importing a family registers its methods
-from . import cam, gradient, perturbation, relevance, transformers  # noqa: F401
+from . import cam, gradient, optimisation, perturbation, relevance, transformers  # noqa: F401
 from .base import Method
 from .cam import spatial_layers
 from .gradient import *  # noqa: F403  (the gradient family's classes)

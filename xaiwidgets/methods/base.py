@@ -98,7 +98,13 @@ class Method:
         if cls.text_strategy not in TEXT_STRATEGIES or cls.tabular_strategy not in TABULAR_STRATEGIES:
             raise TypeError(f"{cls.__name__}: text_strategy must be one of {TEXT_STRATEGIES}, tabular_strategy "
                             f"one of {TABULAR_STRATEGIES}")
-        cls.modalities = derived_modalities(cls)
+        derived = derived_modalities(cls)
+        declared = cls.__dict__.get("modalities")
+        if declared is not None and set(declared) != set(derived):
+            raise TypeError(f"{cls.__name__} declares modalities {tuple(declared)} but its hooks explain "
+                            f"{derived}: drop the declaration (it is derived from the hooks) or set "
+                            "text_strategy / tabular_strategy (docs/adding-a-method.md)")
+        cls.modalities = derived
 
     def __init__(self, model: Any, **params: Any) -> None:
         self.model, self.classifier = unwrap_model(model)

@@ -50,6 +50,10 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     "occlusion": ("score drop when a sliding window is greyed out", "1 forward per window position"),
     "rise": ("score-weighted average of random masks", "n_masks forwards (2000)"),
     "extremal_perturbation": ("smallest smooth mask that keeps the score", "n_steps backwards (300)"),
+    "perceptual_ball": ("where a perturbation that flips the margin but keeps the layers' features acts",
+                        "n_steps L-BFGS backwards (100), more rounds until the margin reaches v"),
+    "masking_saliency": ("mask that keeps the class when shown and leaves only uncertainty when removed",
+                         "n_steps backwards of 2 images (300); one forward with a trained masker"),
     "lime": ("weights of a linear surrogate over superpixels", "n_samples forwards (1000)"),
     "kernel_shap": ("Shapley values of superpixels from a weighted regression", "n_samples forwards (512)"),
     "shapley_sampling": ("Shapley values of superpixels from sampled orderings", "n_samples x features forwards"),
@@ -81,6 +85,8 @@ QUANTITIES: dict[str, str] = {
     "deeplift": "contribution (score units)",
     "deepshap": "contribution (score units)",
     "extremal_perturbation": "mask",
+    "perceptual_ball": "|perturbation| (input units, blurred)",
+    "masking_saliency": "mask",
 }
 
 # Display defaults by kind of map (docs/decisions.md, "Legible gradient maps"). Pixel-level maps are sparse
@@ -89,7 +95,7 @@ QUANTITIES: dict[str, str] = {
 # display only. Coarse maps (CAMs, perturbation grids) are smooth already: linear alpha, clip 99.5.
 PIXEL_DISPLAY: dict[str, Any] = {"clip_percentile": 98.0, "alpha": "sqrt", "smoothing": 0.007}
 COARSE_DISPLAY: dict[str, Any] = {"clip_percentile": 99.5, "alpha": "linear", "smoothing": 0.0}
-_COARSE_FAMILIES = {"cam", "perturbation", "transformer"}
+_COARSE_FAMILIES = {"cam", "perturbation", "transformer", "optimisation"}
 
 
 def display_defaults(cls: type[Method]) -> dict[str, Any]:
