@@ -78,6 +78,14 @@ def test_margin_reaches_v_and_extras(net: BNNet, x: torch.Tensor) -> None:
     assert bool(((reached + 1.0).abs() <= 0.1).all()), reached  # within 10% of v
     torch.testing.assert_close(a.extras["distortion"], a.raw.flatten(1).norm(dim=1))
     assert a.extras["layers"] == default_layers(net, x)
+    assert a.extras["margin_reached"] == [True] * x.shape[0]
+
+
+def test_a_missed_margin_is_reported(net: BNNet, x: torch.Tensor) -> None:
+    """One L-BFGS step and one round cannot reach a far margin: the method says so and marks the inputs."""
+    with pytest.warns(RuntimeWarning, match="did not reach v=-50"):
+        a = xw.attribute(net, x, method="perceptual_ball", v=-50.0, n_steps=1, max_rounds=1)
+    assert a.extras["margin_reached"] == [False] * x.shape[0]
 
 
 def test_margin_on_the_shapes_demo_model() -> None:

@@ -21,6 +21,7 @@ image), and a penalty continuation: while the reached margin misses ``v`` by mor
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import torch
@@ -126,8 +127,10 @@ class PerceptualBall(ImageOptimisation):
                 reached.append(m)
                 parts.append(layer_term)
         r = torch.cat(perturbations)
+        margins = torch.cat(reached)
         extras = {
-            "margin": torch.cat(reached), "margin_start": start, "v": float(params["v"]),
+            "margin": margins, "margin_start": start, "v": float(params["v"]),
+            "margin_reached": check_margins(margins, float(params["v"]), float(params["tolerance"])),
             "distortion": r.flatten(1).norm(dim=1), "layer_distance": torch.cat(parts),
             "layers": names, "complete": [True] * n,
         }
@@ -180,6 +183,19 @@ class PerceptualBall(ImageOptimisation):
                 break
             weight *= 10.0
         return r.detach(), last["m"], last["layer"]
+
+
+def check_margins(margins: torch.Tensor, v: float, tolerance: float) -> list[bool]:
+    """Per input, whether the margin reached ``v`` within ``tolerance`` (relative); warns naming the inputs
+    that did not (their saliency shows a perturbation that stopped short of the constraint)."""
+    ok = [abs(float(m) - v) <= tolerance * max(abs(v), 1e-12) for m in margins]
+    missed = [i for i, good in enumerate(ok) if not good]
+    if missed:
+        reached = ", ".join(f"input {i}: {float(margins[i]):.3g}" for i in missed)
+        warnings.warn(f"perceptual_ball: the margin did not reach v={v:g} within {tolerance:.0%} ({reached}); "
+                      "raise n_steps or max_rounds (extras['margin_reached'] says which inputs)", RuntimeWarning,
+                      stacklevel=3)
+    return ok
 
 
 def _max_evals(n_steps: int) -> int:
