@@ -595,7 +595,8 @@ function render({ model, el }: RenderProps<GalleryTraits>): () => void {
     }
     try {
       conceptNote.textContent = `${p.layer}: concepts discovered in ${p.n_images} images of ${p.target_label} (ACE, ` +
-        `Ghorbani et al. 2019), ranked by TCAV score; significant when the t-test against random CAVs gives p < ${p.alpha}.`;
+        `Ghorbani et al. 2019), significant ones first, then by TCAV score; significant when its sensitivity lies outside ` +
+          `what random concepts of its size reach (p < ${p.alpha}; docs/featurevis.md).`;
       for (const c of conceptCards(p)) {
         const head = h("div", "xw-concept-head", {}, [
           `concept ${c.index} · TCAV ${c.score.toFixed(2)} · ${formatP(c.p_value)} ` +
